@@ -1,0 +1,15 @@
+"""collapse_nb: turn a failed training run's files into tidy tables, findings and a report.
+
+>>> import collapse_nb as cnb
+>>> run = cnb.load("path/to/run_dir")          # doctest: +SKIP
+>>> run.scalars.head(); run.epochs; run.outputs; run.grads   # doctest: +SKIP
+"""
+from .errors import (CollapseNBError, MissingPathError, NothingReadableError, UnknownFormatError,
+                     UnreadableFileError)
+from .loading import formats, load
+from .run import Run
+
+__version__ = "0.1.0"
+
+__all__ = ["load", "formats", "Run", "CollapseNBError", "MissingPathError", "NothingReadableError",
+           "UnknownFormatError", "UnreadableFileError", "__version__"]

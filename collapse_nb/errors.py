@@ -1,0 +1,37 @@
+"""Exceptions raised by collapse_nb.
+
+Every error that concerns a file names the file and says what was wrong with it,
+so a user never has to read a traceback from deep inside pandas to find out.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CollapseNBError(Exception):
+    """Base class of every error collapse_nb raises on purpose."""
+
+
+class UnreadableFileError(CollapseNBError, ValueError):
+    """A file exists but cannot be read as the format asked for (or any format)."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class UnknownFormatError(CollapseNBError, ValueError):
+    """A format name that no reader has, or a file no reader recognises."""
+
+
+class NothingReadableError(CollapseNBError, ValueError):
+    """A directory (or list of paths) in which no file could be read."""
+
+
+class MissingPathError(CollapseNBError, FileNotFoundError):
+    """A path given to :func:`collapse_nb.load` does not exist."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        super().__init__(f"{self.path}: no such file or directory")

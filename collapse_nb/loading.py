@@ -1,0 +1,184 @@
+"""``load``: files or directories in, one :class:`~collapse_nb.run.Run` out."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+from pandas.api.types import union_categoricals
+
+from .config import canonical_config, merge_configs
+from .errors import (CollapseNBError, MissingPathError, NothingReadableError, UnknownFormatError,
+                     UnreadableFileError)
+from .readers.base import ReadResult, Reader, get_reader, looks_binary, read_head, readers
+from .run import Run
+from .tables import SCALAR_DTYPES, detect_segments, normalise_raw
+
+PathLike = str | os.PathLike
+
+
+def formats() -> dict[str, str]:
+    """The known format names, each with a one-line description."""
+    return {name: r.description for name, r in sorted(readers().items())}
+
+
+def sniff(path: PathLike) -> tuple[Reader | None, float]:
+    """The reader most confident that it can read ``path`` (by content, then name), and its score."""
+    path = Path(path)
+    head = read_head(path)
+    best, score = None, 0.0
+    for reader in readers().values():
+        try:
+            s = float(reader.sniff(head, path))
+        except Exception:  # a sniffer must never stop a load
+            s = 0.0
+        if s > score:
+            best, score = reader, s
+    return best, score
+
+
+def _files_in(directory: Path) -> list[Path]:
+    out = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+        out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
+    return out
+
+
+def _read_one(path: Path, fmt: str | None) -> ReadResult:
+    if path.stat().st_size == 0:
+        raise UnreadableFileError(path, "file is empty")
+    if fmt is not None:
+        reader = get_reader(fmt)
+    else:
+        reader, score = sniff(path)
+        if reader is None:
+            head = read_head(path)
+            why = ("file holds binary data that no reader recognises" if looks_binary(head)
+                   else "no reader recognises this content")
+            raise UnknownFormatError(f"{path}: {why}; pass format= one of: {', '.join(sorted(readers()))}")
+    try:
+        return reader.read(path)
+    except CollapseNBError:
+        raise
+    except (UnicodeError, ValueError, KeyError, TypeError, IndexError, pd.errors.ParserError) as exc:
+        raise UnreadableFileError(path, f"not readable as {reader.name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series([], dtype=d if d != "category" else "object").astype(d)
+                             for c, d in SCALAR_DTYPES.items()})
+    if len(frames) == 1:
+        return frames[0].reset_index(drop=True)
+    cat_cols = [c for c, d in SCALAR_DTYPES.items() if d == "category"]
+    out = pd.concat([f.drop(columns=cat_cols) for f in frames], ignore_index=True)
+    for c in cat_cols:
+        out[c] = union_categoricals([f[c] for f in frames], ignore_order=True)
+    out["phase"] = out["phase"].cat.set_categories(["train", "val", "test"])
+    return out[list(SCALAR_DTYPES)]
+
+
+def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None) -> Run:
+    """Read training logs into a :class:`Run`.
+
+    Parameters
+    ----------
+    path_or_paths
+        A file, a directory (every recognisable file in it, recursively, merged;
+        each row keeps its ``source``), or a list of them.
+    format
+        A format name from :func:`formats`, to skip sniffing. For a directory,
+        only files that format's reader recognises are read.
+
+    Raises
+    ------
+    MissingPathError
+        A path does not exist.
+    UnknownFormatError
+        ``format`` is not a known format, or a single file's content matches none.
+    UnreadableFileError
+        A file is empty, binary, or broken beyond reading; the message names it.
+    NothingReadableError
+        A directory holds no file any reader recognises.
+    """
+    if format is not None:
+        get_reader(format)  # validate before doing any work
+    paths = [Path(path_or_paths)] if isinstance(path_or_paths, (str, os.PathLike)) \
+        else [Path(p) for p in path_or_paths]
+    if not paths:
+        raise NothingReadableError("no path given")
+    results: list[ReadResult] = []
+    ignored: list[dict[str, str]] = []
+    for p in paths:
+        if not p.exists():
+            raise MissingPathError(p)
+        if p.is_file():
+            results.append(_read_one(p, format))
+            continue
+        found = []
+        for f in _files_in(p):
+            try:
+                if format is not None:
+                    if get_reader(format).sniff(read_head(f), f) <= 0:
+                        continue
+                elif sniff(f)[0] is None:
+                    ignored.append({"source": str(f), "reason": "not a recognised format"})
+                    continue
+                found.append(_read_one(f, format))
+            except CollapseNBError as exc:
+                ignored.append({"source": str(f), "reason": str(exc)})
+            except OSError as exc:
+                ignored.append({"source": str(f), "reason": f"cannot read: {exc}"})
+        if not any(not get_reader(r.format).is_config for r in found):
+            detail = "; ".join(f"{i['source']}: {i['reason']}" for i in ignored[:10]) or "it is empty"
+            raise NothingReadableError(f"{p}: no readable training log in this directory ({detail})")
+        results.extend(found)
+    return _assemble(results, ignored)
+
+
+def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
+    frames, files, restarts, notes = [], [], [], []
+    config_parts, config_raw = [], {}
+    extra: dict[str, list[pd.DataFrame]] = {}
+    for r in results:
+        df = normalise_raw(r.scalars, r.source)
+        if df["segment"].isna().all():
+            seg, found = detect_segments(df)
+            df["segment"] = seg.to_numpy()
+        else:
+            df["segment"] = df["segment"].fillna(0)
+            found = [{"line": int(df.loc[df["segment"] == s, "line"].min()), "segment": int(s)}
+                     for s in sorted(df["segment"].dropna().unique()) if s > 0]
+        restarts.extend({"source": r.source, **x} for x in found)
+        frames.append(df)
+        files.append({"source": r.source, "format": r.format, "rows": len(df), "skipped": r.skipped.as_dict(),
+                      "skipped_text": r.skipped.describe(), "notes": list(r.notes)})
+        notes.extend(f"{r.source}: {n}" for n in r.notes)
+        if r.config:
+            config_raw[r.source] = dict(r.config)
+            config_parts.append((r.source, canonical_config(r.config)))
+        for name, t in r.extra.items():
+            extra.setdefault(name, []).append(t.assign(source=r.source))
+    # config files (hparams.yaml, config.yaml) state intent: they win over values parsed from log text
+    config_parts.sort(key=lambda sc: 0 if get_reader(_format_of(results, sc[0])).is_config else 1)
+    config, where, conflicts = merge_configs(config_parts)
+    scalars = _concat(frames)
+    meta = {
+        "files": files,
+        "formats": sorted({r.format for r in results}),
+        "config": config,
+        "config_sources": where,
+        "config_conflicts": conflicts,
+        "config_raw": config_raw,
+        "restarts": restarts,
+        "ignored": ignored,
+        "notes": notes,
+    }
+    return Run(scalars=scalars, meta=meta, extra={k: pd.concat(v, ignore_index=True) for k, v in extra.items()})
+
+
+def _format_of(results: list[ReadResult], source: str) -> str:
+    return next(r.format for r in results if r.source == source)

@@ -1,0 +1,166 @@
+"""Canonical metric names.
+
+A training log calls the same quantity many things: ``val_loss``, ``val/loss``,
+``eval_loss``, ``loss`` in a row whose mode is ``val``. :func:`canonicalize`
+turns a raw name into ``(name, phase, param)``:
+
+- ``name``: the canonical name (``loss``, ``lr``, ``grad_norm``, ``pred_std``...)
+  or, where none applies, the raw name with its phase marker removed;
+- ``phase``: ``train`` / ``val`` / ``test`` when the name itself says so, else ``None``;
+- ``param``: for per-parameter (or per-param-group) keys such as
+  ``grad_norm/encoder.fc.weight`` or ``lr/pg0``, the parameter, else ``None``.
+
+Everything here is a pure function of the string, so it is applied once per
+*distinct* raw name, never per row.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+PHASES = ("train", "val", "test")
+
+#: Words that mark a phase, mapped to the phase they mean.
+PHASE_WORDS = {
+    "train": "train", "training": "train", "trn": "train",
+    "val": "val", "valid": "val", "validation": "val", "eval": "val", "evaluation": "val", "dev": "val",
+    "test": "test", "testing": "test", "predict": "test", "prediction": "test",
+}
+
+# A phase word at the start or end of a name, separated by / _ - . or a space.
+_PHASE_PREFIX = re.compile(r"^(?P<p>train|training|trn|val|valid|validation|eval|evaluation|dev|test|testing|predict|prediction)(?:[/_.\- ]+)(?P<rest>.+)$", re.I)
+_PHASE_SUFFIX = re.compile(r"^(?P<rest>.+?)(?:[/_.\- ]+)(?P<p>train|training|val|valid|validation|eval|test|testing)$", re.I)
+
+#: Canonical metric name -> spellings (compared after lower-casing and
+#: normalising separators to ``_``). Order matters only for documentation.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "loss": ("loss", "raw_loss", "total_loss", "batch_loss", "full_batch_loss", "nll_loss", "crossentropyloss",
+             "cross_entropy_loss", "ce_loss", "mse_loss", "objective", "loss_total", "loss_sum"),
+    "scaled_loss": ("scaled_loss", "loss_scaled", "loss_scaled_for_backward"),
+    "running_loss": ("avg_loss_so_far", "avg_train_loss_so_far", "average_loss", "avg_loss", "running_loss",
+                     "mean_loss", "avg_train_loss"),
+    "accumulated_loss": ("accumulated_loss", "accumulated_train_loss_so_far", "accumulated_train_loss",
+                         "accumulated_loss_so_far", "loss_sum_so_far"),
+    "lr": ("lr", "learning_rate", "current_lr", "learningrate", "lr_adam", "lr_adamw", "lr_sgd", "base_lr",
+           "lr_rate"),
+    "grad_norm": ("grad_norm", "gradient_norm", "grad_norm_total", "total_grad_norm", "global_grad_norm",
+                  "grad_total_norm", "gradnorm", "grad_l2_norm", "clip_grad_norm_total"),
+    "weight_norm": ("weight_norm", "param_norm", "parameter_norm", "weight_norm_after", "w_norm"),
+    "weight_norm_before": ("weight_norm_before",),
+    "update_norm": ("update_norm", "weight_change", "update", "delta_norm", "step_norm", "param_update_norm"),
+    "update_ratio": ("update_ratio", "update_to_weight_ratio", "update_weight_ratio"),
+    "pred_mean": ("pred_mean", "y_pred_mean", "prediction_mean", "predictions_mean", "output_mean",
+                  "outputs_mean", "preds_mean", "y_hat_mean", "yhat_mean", "logits_mean"),
+    "pred_std": ("pred_std", "y_pred_std", "prediction_std", "predictions_std", "output_std", "outputs_std",
+                 "preds_std", "y_hat_std", "yhat_std", "logits_std"),
+    "target_mean": ("target_mean", "y_true_mean", "y_mean", "label_mean", "labels_mean", "targets_mean",
+                    "true_mean", "gt_mean"),
+    "target_std": ("target_std", "y_true_std", "y_std", "label_std", "labels_std", "targets_std", "true_std",
+                   "gt_std"),
+    "accuracy": ("accuracy", "acc", "top1", "acc1", "accuracy_top1", "top_1_accuracy", "acc_top1"),
+    "perplexity": ("perplexity", "ppl"),
+    "loss_scale": ("loss_scale", "amp_scale", "grad_scale", "scaler_scale", "scale"),
+    "grad_accum_steps": ("gradient_accumulation_steps", "grad_accum_steps", "accumulation_steps",
+                         "effective_cycle", "grad_accumulation_steps", "accum_steps"),
+}
+
+_SPELLING: dict[str, str] = {s: canon for canon, spellings in SYNONYMS.items() for s in spellings}
+
+# Prediction / target statistics are written in many ways; the subject words and
+# the statistic are recognised separately ("y_pred_for_loss mean", "outputs_tensor std").
+_PRED_WORDS = r"(?:y_?pred\w*|preds?|predictions?|outputs?(?:_tensor)?|model_outputs?(?:_stats)?|y_?hat|logits|yhat)"
+_TRUE_WORDS = r"(?:y_?true\w*|targets?|labels?|y_?gt|gt|ground_?truth|y)"
+_STAT = r"(?P<stat>mean|std|var|min|max)"
+_PRED_STAT = re.compile(rf"^{_PRED_WORDS}[_ ]+(?:\w+[_ ]+)?{_STAT}$")
+_TRUE_STAT = re.compile(rf"^{_TRUE_WORDS}[_ ]+(?:\w+[_ ]+)?{_STAT}$")
+
+# Per-parameter keys: "grad_norm/<param>", "gradients/<param>", "<param>/grad_norm", "lr/pg0", "lr-Adam/pg1".
+_PER_PARAM_PREFIX = re.compile(
+    r"^(?P<kind>grad_norm|grad-norm|gradnorm|gradients?|grads?|grad_norms|weight_norm|param_norm|parameters?|"
+    r"weights?|update_norm|update_ratio|lr|lr-\w+|learning_rate)[/:](?P<param>.+)$", re.I)
+_PER_PARAM_SUFFIX = re.compile(r"^(?P<param>.+)[/:](?P<kind>grad_norm|weight_norm|update_norm|update_ratio|grad)$", re.I)
+_KIND_TO_NAME = {
+    "grad_norm": "grad_norm", "grad-norm": "grad_norm", "gradnorm": "grad_norm", "gradient": "grad_norm",
+    "gradients": "grad_norm", "grad": "grad_norm", "grads": "grad_norm", "grad_norms": "grad_norm",
+    "weight_norm": "weight_norm", "param_norm": "weight_norm", "parameter": "weight_norm",
+    "parameters": "weight_norm", "weight": "weight_norm", "weights": "weight_norm",
+    "update_norm": "update_norm", "update_ratio": "update_ratio", "lr": "lr", "learning_rate": "lr",
+}
+
+_PAREN = re.compile(r"\s*\([^)]*\)")
+_PAREN_KEEP = re.compile(r"[()]")
+#: Group prefixes that only organise a dashboard ("optim/total_grad_norm"); stripped when the rest is known.
+GROUP_PREFIXES = ("optim", "optimizer", "opt", "trainer", "metrics", "charts", "perf", "stats", "diagnostics")
+_SEP = re.compile(r"[\s/\-.]+")
+
+
+def normalise(raw: str, keep_remarks: bool = False) -> str:
+    """Lower-case, drop parenthesised remarks (or just their brackets), and turn separators into ``_``."""
+    s = (_PAREN_KEEP.sub(" ", raw) if keep_remarks else _PAREN.sub("", raw)).strip().lower()
+    return _SEP.sub("_", s).strip("_")
+
+
+def split_phase(raw: str) -> tuple[str | None, str]:
+    """Split a leading or trailing phase word off a raw name.
+
+    >>> split_phase("val/loss")
+    ('val', 'loss')
+    >>> split_phase("eval_rouge-1")
+    ('val', 'rouge-1')
+    >>> split_phase("loss")
+    (None, 'loss')
+    """
+    m = _PHASE_PREFIX.match(raw)
+    if m:
+        return PHASE_WORDS[m["p"].lower()], m["rest"]
+    m = _PHASE_SUFFIX.match(raw)
+    if m and m["rest"]:
+        word = m["p"].lower()
+        return PHASE_WORDS[word], m["rest"]
+    return None, raw
+
+
+@lru_cache(maxsize=65536)
+def canonicalize(raw: str) -> tuple[str, str | None, str | None]:
+    """Return ``(name, phase, param)`` for a raw metric name. See the module docstring."""
+    raw = raw.strip()
+    m = _PER_PARAM_PREFIX.match(raw) or _PER_PARAM_SUFFIX.match(raw)
+    if m and m["param"].strip() and not _is_phase_word(m["param"]):
+        kind = m["kind"].lower()
+        name = "lr" if kind.startswith("lr") else _KIND_TO_NAME.get(kind, kind)
+        return name, None, m["param"].strip()
+    if raw.lower().startswith("lr-") and "/" not in raw:      # Lightning LearningRateMonitor: "lr-Adam"
+        return "lr", None, None
+    phase, rest = split_phase(raw)
+    group, _, last = rest.rpartition("/")
+    if group and group.lower() in GROUP_PREFIXES:
+        phase2, last = split_phase(last)
+        phase = phase or phase2
+        if normalise(last) in _SPELLING or normalise(last, True) in _SPELLING:
+            rest = last
+    full = normalise(rest, keep_remarks=True)
+    if full in _SPELLING:
+        return _SPELLING[full], phase, None
+    key = normalise(rest)
+    if key in _SPELLING:
+        return _SPELLING[key], phase, None
+    if key.endswith("_so_far") and key[:-7] in _SPELLING:
+        return "running_" + _SPELLING[key[:-7]], phase, None
+    for pattern, prefix in ((_PRED_STAT, "pred"), (_TRUE_STAT, "target")):
+        sm = pattern.match(key)
+        if sm:
+            return f"{prefix}_{sm['stat']}", phase, None
+    return (key or normalise(raw) or raw), phase, None
+
+
+def _is_phase_word(s: str) -> bool:
+    return s.strip().lower() in PHASE_WORDS
+
+
+def phase_from_text(text: str) -> str | None:
+    """The phase a free-text header names (``"TRAINING MODE"`` -> ``train``), else ``None``."""
+    low = text.lower()
+    for word in re.findall(r"[a-z]+", low):
+        if word in PHASE_WORDS and word not in ("dev",):
+            return PHASE_WORDS[word]
+    return None

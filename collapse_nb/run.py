@@ -1,0 +1,92 @@
+"""``Run``: one training run as tidy pandas tables.
+
+``scalars`` is built when the run is loaded; ``epochs``, ``outputs`` and
+``grads`` are derived from it on first use and cached, so loading a huge log
+does not pay for tables nobody looks at.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from . import tables
+
+
+@dataclass(eq=False)
+class Run:
+    """A training run read from one or more files.
+
+    Attributes
+    ----------
+    scalars : DataFrame
+        Long format, one row per logged number. Columns ``source, segment, phase,
+        epoch, batch, step, name, raw_name, param, value, line, wall_time``
+        (dtypes in :data:`collapse_nb.tables.SCALAR_DTYPES`). NaN and inf are kept.
+    meta : dict
+        ``files`` (one entry per file: format, rows, lines not understood and
+        where), ``formats``, ``config`` (canonical settings), ``config_sources``,
+        ``config_raw`` (everything each file said), ``config_conflicts``,
+        ``restarts`` and ``notes``.
+    """
+
+    scalars: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @cached_property
+    def epochs(self) -> pd.DataFrame:
+        """Wide, one row per (segment, epoch): ``train_loss``, ``val_loss``, ``lr``, ... where known."""
+        return tables.build_epochs(self.scalars)
+
+    @cached_property
+    def outputs(self) -> pd.DataFrame:
+        """One row per logged batch of prediction/target statistics, with ``std_ratio`` = pred/target std."""
+        return tables.build_outputs(self.scalars)
+
+    @cached_property
+    def grads(self) -> pd.DataFrame:
+        """One row per parameter per logged step: ``grad_norm, weight_norm, update_norm`` (nullable)."""
+        return tables.build_grads(self.scalars)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Canonical configuration values (``learning_rate``, ``weight_decay``, ...) found for the run."""
+        return self.meta.get("config", {})
+
+    @property
+    def sources(self) -> list[str]:
+        return [f["source"] for f in self.meta.get("files", [])]
+
+    def metric(self, name: str, phase: str | None = None) -> pd.DataFrame:
+        """Rows of ``scalars`` for one canonical ``name`` (and ``phase``, if given)."""
+        s = self.scalars
+        mask = s["name"] == name
+        if phase is not None:
+            mask &= s["phase"] == phase
+        return s[mask].reset_index(drop=True)
+
+    def summary(self) -> str:
+        """A few lines saying what was read: files, formats, rows per table, what was skipped."""
+        lines = []
+        for f in self.meta.get("files", []):
+            lines.append(f"{f['source']}: {f['format']}, {f['rows']:,} values; {f['skipped_text']}")
+        lines.append(f"scalars: {len(self.scalars):,} rows, {self.scalars['name'].nunique()} distinct names")
+        for t in ("epochs", "outputs", "grads"):
+            lines.append(f"{t}: {len(getattr(self, t)):,} rows")
+        for name, df in self.extra.items():
+            lines.append(f"{name}: {len(df):,} rows")
+        if self.meta.get("restarts"):
+            lines.append(f"restarts: {len(self.meta['restarts'])} (segments "
+                         f"{', '.join(str(r['segment']) for r in self.meta['restarts'])})")
+        if self.config:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(self.config.items()))
+            lines.append(f"config: {shown}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        files = len(self.meta.get("files", []))
+        return (f"<Run: {files} file(s), {len(self.scalars):,} scalars, "
+                f"formats={self.meta.get('formats', [])}>")

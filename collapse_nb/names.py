@@ -71,8 +71,10 @@ _SPELLING: dict[str, str] = {s: canon for canon, spellings in SYNONYMS.items() f
 _PRED_WORDS = r"(?:y_?pred\w*|preds?|predictions?|outputs?(?:_tensor)?|model_outputs?(?:_stats)?|y_?hat|logits|yhat)"
 _TRUE_WORDS = r"(?:y_?true\w*|targets?|labels?|y_?gt|gt|ground_?truth|y)"
 _STAT = r"(?P<stat>mean|std|var|min|max)"
-_PRED_STAT = re.compile(rf"^{_PRED_WORDS}[_ ]+(?:\w+[_ ]+)?{_STAT}$")
-_TRUE_STAT = re.compile(rf"^{_TRUE_WORDS}[_ ]+(?:\w+[_ ]+)?{_STAT}$")
+# up to two qualifier words either side: "scaled_targets_stats_mean", "raw_batch_y_ohlc_stats_std"
+# (but an "enc_output_std" or "fused_output_std" is an internal activation, not the model's prediction)
+_PRED_STAT = re.compile(rf"^(?:(?:model|final|net|network|head)_)?{_PRED_WORDS}(?:_[a-z0-9]+){{0,2}}_{_STAT}$")
+_TRUE_STAT = re.compile(rf"^(?:[a-z0-9]+_){{0,2}}{_TRUE_WORDS}(?:_[a-z0-9]+){{0,2}}_{_STAT}$")
 
 # Per-parameter keys: "grad_norm/<param>", "gradients/<param>", "<param>/grad_norm", "lr/pg0", "lr-Adam/pg1".
 _PER_PARAM_PREFIX = re.compile(

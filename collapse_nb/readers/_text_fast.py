@@ -77,15 +77,22 @@ def _skip_spaces(a: np.ndarray, pos: np.ndarray, limit: np.ndarray, step: int) -
         active = ok
 
 
-def _gather(a: np.ndarray, start: np.ndarray, stop: np.ndarray) -> pa.StringArray:
-    """The byte ranges ``a[start:stop]`` as one Arrow string array (no Python per row)."""
+def _gather(a: np.ndarray, start: np.ndarray, stop: np.ndarray) -> pa.LargeStringArray:
+    """The byte ranges ``a[start:stop]`` (sorted, non-overlapping) as one Arrow string array."""
     lens = np.maximum(stop - start, 0)
     offs = np.zeros(len(lens) + 1, dtype=np.int64)
     np.cumsum(lens, out=offs[1:])
-    total = int(offs[-1])
-    idx = np.arange(total, dtype=np.int64) - np.repeat(offs[:-1] - start, lens)
-    data = a[idx]
-    return pa.LargeStringArray.from_buffers(len(lens), pa.py_buffer(offs), pa.py_buffer(data.tobytes()))
+    mark = np.zeros(len(a) + 1, dtype=np.int8)
+    np.add.at(mark, start[lens > 0], 1) if len(start) < 1000 else None
+    if len(start) >= 1000:
+        nz = lens > 0
+        mark[start[nz]] += 1
+        mark[stop[nz]] -= 1
+    else:
+        np.add.at(mark, stop[lens > 0], -1)
+    inside = np.cumsum(mark[:-1], dtype=np.int8).view(bool)
+    data = a[inside]
+    return pa.LargeStringArray.from_buffers(len(lens), pa.py_buffer(offs), pa.py_buffer(data))
 
 
 def tokenize(buf: bytes, first_line: int, fast: bool = True) -> Chunk:
@@ -171,6 +178,17 @@ def _fast_values(a, lines, simple, starts, indent_end, ends, first_line, param_o
 
 
 _AGREES: dict[str, bool] = {}
+_PARSED: dict[str, g.Parsed] = {}
+
+
+def _parse_cached(text: str) -> g.Parsed:
+    """``parse_line`` with a cache: separators, section titles and notes repeat in every block."""
+    p = _PARSED.get(text)
+    if p is None:
+        p = g.parse_line(text)
+        if len(_PARSED) < 50_000 and len(text) < 300:
+            _PARSED[text] = p
+    return p
 
 
 def _agrees(key: str) -> bool:
@@ -205,7 +223,7 @@ def _slow_lines(buf: bytes, idx: np.ndarray, starts, ends, first_line: int, para
             continue
         if "ccumulat" in text:
             out.phrase_lines.append((ln, text))
-        p = g.parse_line(text)
+        p = _parse_cached(text)
         if p.kind == "blank":
             out.n_blank += 1
         elif p.kind == "text" and p.phase is None:

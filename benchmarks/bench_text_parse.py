@@ -1,0 +1,142 @@
+"""Speed and memory of the text-log reader on a large diagnostic-block log.
+
+Generates a log in the seed report's diagnostic-block format (optimizer blocks
+with per-parameter norms, batch headers, loss and prediction statistics), then
+times, in one run on the same file:
+
+- the baseline: the five ``re.findall`` calls of the seed author's script over
+  the whole file (they attach no epoch or batch, and the gradient pattern finds
+  nothing on this format);
+- ``collapse_nb.load`` (full contextual parse) plus building ``epochs``,
+  ``outputs`` and ``grads``.
+
+Prints MB/s for both, the ratio, the rows recovered, and peak RSS of each
+measured in a fresh child process (so the two do not share a high-water mark).
+
+    python benchmarks/bench_text_parse.py --mb 200
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PARAMS = [f"encoder.layers.{i}.{n}" for i in range(6)
+          for n in ("self_attn.q_proj.weight", "self_attn.q_proj.bias", "linear1.weight", "linear1.bias")]
+PARAMS += ["celestial_key_projection.weight", "celestial_key_projection.bias", "projection.weight", "projection.bias"]
+
+
+def generate(path: Path, megabytes: float, seed: int = 0) -> int:
+    rng = random.Random(seed)
+    target = int(megabytes * 1_000_000)
+    written = 0
+    epoch, batch, n_batches = 1, 0, 3529
+    acc = 0.0
+    with open(path, "w") as f:
+        f.write("CELESTIAL ENHANCED PGAT - TRAINING DIAGNOSTICS\n" + "=" * 80 + "\n\n")
+        while written < target:
+            parts = ["\n--- OPTIMIZER STEP DIAGNOSTICS ---\n"]
+            for p in PARAMS:
+                dead = "celestial_key" in p
+                w = rng.uniform(5, 15)
+                ch = 0.0 if dead else rng.uniform(0, 0.01)
+                g = 0.0 if dead else rng.uniform(0, 0.1)
+                parts.append(f"{p}:\n  weight_norm_before: {w:.8f}\n  weight_norm_after: {w - ch:.8f}\n"
+                             f"  weight_change: {ch:.8f}\n  grad_norm: {g:.8f}\n")
+            loss = rng.uniform(0.5, 1.5)
+            acc += loss
+            parts.append(
+                f"optimizer_step_executed: True\ncurrent_lr: {0.001:.8f}\n\n{'=' * 80}\n"
+                f"EPOCH {epoch} | BATCH {batch}/{n_batches} | TRAINING MODE\n{'=' * 80}\n"
+                f"raw_loss (full batch loss): {loss:.8f}\nloss (scaled for backward): {loss / 3:.8f}\n"
+                f"effective_cycle (gradient_accumulation_steps): 3\n"
+                f"accumulated train_loss so far: {acc:.8f}\navg train_loss so far: {acc / (batch + 1):.8f}\n"
+                f"y_pred_for_loss mean/std: {rng.gauss(0, 0.05):.6f} / {rng.uniform(0.02, 0.06):.6f}\n"
+                f"y_true_for_loss mean/std: {rng.gauss(0, 0.1):.6f} / {rng.uniform(0.7, 0.95):.6f}\n")
+            s = "".join(parts)
+            f.write(s)
+            written += len(s)
+            batch += 1
+            if batch == n_batches:
+                epoch, batch, acc = epoch + 1, 0, 0.0
+    return written
+
+
+def baseline(path: str) -> dict:
+    """The seed author's script: five findall calls over the whole file."""
+    t = time.perf_counter()
+    text = open(path, encoding="utf-8", errors="replace").read()
+    found = [
+        re.findall(r"y_pred_for_loss mean/std: ([-\d.]+) / ([\d.]+)", text),
+        re.findall(r"y_true_for_loss mean/std: ([-\d.]+) / ([\d.]+)", text),
+        re.findall(r"(\S+):\s*grad_norm: ([\d.]+)", text),
+        re.findall(r"raw_loss \(full batch loss\): ([\d.]+)", text),
+        re.findall(r"current_lr: ([\d.]+)", text),
+    ]
+    return {"seconds": time.perf_counter() - t, "rows": sum(len(x) for x in found),
+            "grad_rows": len(found[2])}
+
+
+def collapse(path: str) -> dict:
+    import collapse_nb as cnb
+    t = time.perf_counter()
+    run = cnb.load(path, format="text-log")
+    t_scalars = time.perf_counter() - t
+    sizes = {"scalars": len(run.scalars), "epochs": len(run.epochs), "outputs": len(run.outputs),
+             "grads": len(run.grads)}
+    return {"seconds": time.perf_counter() - t, "seconds_scalars_only": t_scalars, "rows": sizes}
+
+
+def _child(which: str, path: str) -> None:
+    out = baseline(path) if which == "baseline" else collapse(path)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out))
+
+
+def measure(which: str, path: str) -> dict:
+    res = subprocess.run([sys.executable, __file__, "--child", which, path], capture_output=True, text=True,
+                         check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mb", type=float, default=200.0, help="size of the generated log (default 200 MB)")
+    ap.add_argument("--keep", help="write the log here and keep it")
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+    tmp = None
+    if args.keep:
+        path = Path(args.keep)
+    else:
+        tmp = tempfile.TemporaryDirectory()
+        path = Path(tmp.name) / "training_diagnostic.log"
+    size = generate(path, args.mb)
+    mb = size / 1e6
+    print(f"log: {path} ({mb:.1f} MB, {sum(1 for _ in open(path, 'rb')):,} lines)")
+    b = measure("baseline", str(path))
+    c = measure("collapse", str(path))
+    print(f"baseline (5 x re.findall): {b['seconds']:.2f} s = {mb / b['seconds']:.1f} MB/s, "
+          f"{b['rows']:,} matches ({b['grad_rows']} gradient rows), no epoch/batch context, "
+          f"peak RSS {b['peak_rss_mb']:.0f} MB")
+    print(f"collapse_nb.load + tables: {c['seconds']:.2f} s = {mb / c['seconds']:.1f} MB/s "
+          f"(scalars alone {mb / c['seconds_scalars_only']:.1f} MB/s), rows {c['rows']}, "
+          f"peak RSS {c['peak_rss_mb']:.0f} MB")
+    print(f"speed ratio collapse_nb / baseline: {b['seconds'] / c['seconds']:.2f}x")
+    if tmp:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

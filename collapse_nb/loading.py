@@ -76,7 +76,10 @@ def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     cat_cols = [c for c, d in SCALAR_DTYPES.items() if d == "category"]
     out = pd.concat([f.drop(columns=cat_cols) for f in frames], ignore_index=True)
     for c in cat_cols:
-        out[c] = union_categoricals([f[c] for f in frames], ignore_order=True)
+        # categories as plain object-dtype strings everywhere, so that the union never trips on dtypes
+        parts = [pd.Categorical.from_codes(f[c].cat.codes, categories=pd.Index(
+            [str(x) for x in f[c].cat.categories], dtype=object)) for f in frames]
+        out[c] = union_categoricals(parts, ignore_order=True)
     out["phase"] = out["phase"].cat.set_categories(["train", "val", "test"])
     return out[list(SCALAR_DTYPES)]
 

@@ -46,6 +46,16 @@ def _files_in(directory: Path) -> list[Path]:
     return out
 
 
+def _unrecognised(path: Path) -> str:
+    """Why no reader recognises ``path``."""
+    head = read_head(path)
+    if not head.strip() and path.stat().st_size <= len(head):
+        return "file is empty (only whitespace)" if head else "file is empty"
+    if looks_binary(head):
+        return "file holds binary data that no reader recognises"
+    return "no reader recognises this content"
+
+
 def _read_one(path: Path, fmt: str | None) -> ReadResult:
     if path.stat().st_size == 0:
         raise UnreadableFileError(path, "file is empty")
@@ -54,9 +64,9 @@ def _read_one(path: Path, fmt: str | None) -> ReadResult:
     else:
         reader, score = sniff(path)
         if reader is None:
-            head = read_head(path)
-            why = ("file holds binary data that no reader recognises" if looks_binary(head)
-                   else "no reader recognises this content")
+            why = _unrecognised(path)
+            if why.startswith("file is empty"):
+                raise UnreadableFileError(path, why)
             raise UnknownFormatError(f"{path}: {why}; pass format= one of: {', '.join(sorted(readers()))}")
     try:
         return reader.read(path)
@@ -128,7 +138,7 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
                     if get_reader(format).sniff(read_head(f), f) <= 0:
                         continue
                 elif sniff(f)[0] is None:
-                    ignored.append({"source": str(f), "reason": "not a recognised format"})
+                    ignored.append({"source": str(f), "reason": _unrecognised(f)})
                     continue
                 found.append(_read_one(f, format))
             except CollapseNBError as exc:
@@ -136,7 +146,8 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
             except OSError as exc:
                 ignored.append({"source": str(f), "reason": f"cannot read: {exc}"})
         if not any(not get_reader(r.format).is_config for r in found):
-            detail = "; ".join(f"{i['source']}: {i['reason']}" for i in ignored[:10]) or "it is empty"
+            detail = "; ".join([f"only configuration: {', '.join(r.source for r in found)}"] * bool(found) +
+                               [f"{i['source']}: {i['reason']}" for i in ignored[:10]]) or "it is empty"
             raise NothingReadableError(f"{p}: no readable training log in this directory ({detail})")
         results.extend(found)
     return _assemble(results, ignored)

@@ -92,7 +92,7 @@ _KIND_TO_NAME = {
 _PAREN = re.compile(r"\s*\([^)]*\)")
 _PAREN_KEEP = re.compile(r"[()]")
 #: Group prefixes that only organise a dashboard ("optim/total_grad_norm"); stripped when the rest is known.
-GROUP_PREFIXES = ("optim", "optimizer", "opt", "trainer", "metrics", "charts", "perf", "stats", "diagnostics")
+GROUP_PREFIXES = ("main", "optim", "optimizer", "opt", "trainer", "metrics", "charts", "perf", "stats", "diagnostics")
 _SEP = re.compile(r"[\s/\-.]+")
 
 

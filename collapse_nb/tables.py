@@ -58,6 +58,9 @@ def normalise_raw(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     name_phase = np.array([c[1] or "" for c in canon] + [""], dtype=object)[codes]
     ctx_phase = raw["phase"].astype("object").to_numpy() if "phase" in raw.columns else np.full(n, None, object)
     phase = np.where(name_phase != "", name_phase, ctx_phase)
+    if "phase_fixed" in raw.columns:      # the reader knows better than the name (DETR's test_* is val)
+        fixed = raw["phase_fixed"].fillna(False).to_numpy(dtype=bool)
+        phase = np.where(fixed & pd.notna(ctx_phase), ctx_phase, phase)
     phase = pd.Series(phase, dtype="object").where(lambda s: s.isin(["train", "val", "test"]), None)
     out["phase"] = pd.Categorical(phase, categories=["train", "val", "test"])
     name_param = np.array([c[2] for c in canon] + [None], dtype=object)[codes]

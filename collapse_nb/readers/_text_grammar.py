@@ -43,7 +43,8 @@ _CTX_WORDS = {"epoch": "epoch", "epochs": "epoch", "ep": "epoch", "batch": "batc
               "globalstep": "step", "update": "step", "updates": "step"}
 _CTX = re.compile(
     r"(?<![\w/.\-])(?P<word>epoch|epochs|ep|batch|global_step|globalstep|step|iteration|iters|iter|it)"
-    r"(?:\s*[=:#]\s*|\s+|\[)(?P<num>\d+(?:\.\d+)?)\]?(?:\s*/\s*(?P<total>\d+))?\]?(?:\s*:(?!\s*[-+]?\d))?",
+    r"(?:\s*[=:#]\s*|\s+|\[)(?P<num>\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?)\]?"     # "step 1,000" too
+    r"(?:\s*/\s*(?P<total>\d{1,3}(?:,\d{3})+(?!\d)|\d+))?\]?(?:\s*:(?!\s*[-+]?\d))?",
     re.IGNORECASE)
 _PAIR_SPLIT = re.compile(r"^(?P<subj>.*?)(?P<k1>[A-Za-z_]\w*)\s*/\s*(?P<k2>[A-Za-z_]\w*)\s*[:=]\s*"
                          rf"(?P<v1>{NUM})\s*/\s*(?P<v2>{NUM})\s*$")
@@ -143,7 +144,7 @@ def parse_line(raw: str) -> Parsed:
         field_ = _CTX_WORDS[cm["word"].lower()]
         if field_ in out.context:
             continue
-        out.context[field_] = float(cm["num"])
+        out.context[field_] = to_number(cm["num"])
         spans.append(cm.span())
     for a, b in reversed(spans):
         rest = rest[:a] + " | " + rest[b:]

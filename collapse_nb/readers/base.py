@@ -20,6 +20,7 @@ batch       no        integer batch index within the epoch
 step        no        integer global step / iteration
 param       no        parameter (or param group) a per-parameter value is for
 wall_time   no        seconds since the epoch, when the file has it
+phase_fixed no        True where the reader's ``phase`` must beat a phase word in the name
 =========== ========= ==========================================================
 """
 from __future__ import annotations

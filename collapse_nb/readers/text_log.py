@@ -45,6 +45,7 @@ from ._text_grammar import parse_line
 from .base import ReadResult, Reader, SkipLog, looks_binary, read_head, register
 
 CHUNK_BYTES = 8 * 1024 * 1024
+_TRACEBACK_START = b"Traceback (most recent call last):"
 _PHRASES = [
     (re.compile(r"(?i)grad(?:ient)?[\s_]*accumulation\D{0,40}?\b(?:steps?|cycles?|iters?)\s*[=:]\s*(\d+)\b"),
      "gradient_accumulation_steps"),
@@ -58,8 +59,9 @@ _SNIFF = re.compile(rb"(?im)(^|[\s|,\[])(epoch|batch|step|iter|iteration)\b\s*[=
                     rb"[A-Za-z_][\w./ ()-]{0,60}\s*[:=]\s*[-+]?\d[\d.,]*(e[-+]?\d+)?\s*($|[\s,|%])")
 
 
-def iter_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, int]]:
+def iter_chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[tuple[bytes, int]]:
     """Yield ``(bytes, first line number)``, each chunk cut before a line that starts unindented."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES      # read at call time, so the module setting can be changed
     line = 1
     with open(path, "rb") as f:
         rest = b""
@@ -80,16 +82,30 @@ def iter_chunks(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[by
 
 
 def _cut_point(buf: bytes) -> int:
+    """Where to cut: before an unindented line that does not end a traceback (its exception line)."""
     pos = len(buf)
     for _ in range(10_000):
         nl = buf.rfind(b"\n", 0, pos)
         if nl < 0:
             return -1
         nxt = buf[nl + 1:nl + 2]
-        if nxt and nxt not in b" \t\r\n":
+        if nxt and nxt not in b" \t\r\n" and not _in_traceback(buf, nl):
             return nl + 1
         pos = nl
     return buf.rfind(b"\n") + 1
+
+
+def _in_traceback(buf: bytes, end: int) -> bool:
+    """Whether the lines before ``end`` are a traceback's frames, still waiting for the exception line."""
+    for _ in range(1_000):
+        start = buf.rfind(b"\n", 0, end) + 1
+        line = buf[start:end]
+        if line.strip() and line[:1] not in b" \t":
+            return line.rstrip().endswith(_TRACEBACK_START)
+        if start == 0:
+            return False
+        end = start - 1
+    return False
 
 
 def _valid_utf8(buf: bytes, first_line: int, bad: list[int]) -> bytes:
@@ -229,28 +245,34 @@ def _context_states(events: list[tuple[int, dict, str | None]]):
     ph: list[str | None] = [None] * n
     seg = np.zeros(n, dtype=np.int64)
     epoch = batch = step = math.nan
-    last_batch = math.nan          # the highest batch seen in this epoch, for spotting restarts
+    # the highest batch seen in this epoch, per phase, for spotting restarts: an evaluation loop
+    # counts its batches from 0 again each time it starts, without the run having restarted
+    last_batch: dict[str | None, float] = {}
     phase: str | None = None
     segment = 0
     restarts = []
     for i, (ln, ctx, p) in enumerate(events):
         e, b, s = ctx.get("epoch", math.nan), ctx.get("batch", math.nan), ctx.get("step", math.nan)
+        if p is not None and p != phase and p != "train":
+            last_batch.pop(p, None)
+        counted = p if p is not None else phase
         back = "reset" in ctx or (e < epoch) or (s < step) or (
-            not math.isnan(b) and (e == epoch or math.isnan(e)) and b < last_batch)
+            not math.isnan(b) and (e == epoch or math.isnan(e)) and b < last_batch.get(counted, math.nan))
         if back:
             segment += 1
             restarts.append(i)
-            epoch = batch = step = last_batch = math.nan
+            epoch = batch = step = math.nan
+            last_batch = {}
             phase = None
         if not math.isnan(e):
             if e != epoch:
                 phase = p
-                last_batch = math.nan
+                last_batch = {}
             batch = math.nan          # an epoch line without a batch is about the whole epoch
             epoch = e
         if not math.isnan(b):
             batch = b
-            last_batch = b if math.isnan(last_batch) else max(last_batch, b)
+            last_batch[counted] = max(last_batch.get(counted, b), b)
         if not math.isnan(s):
             step = s
         if p is not None:
@@ -296,7 +318,9 @@ def _assemble(path: Path, acc: _Acc) -> ReadResult:
     acc.events.sort(key=lambda e: e[0])
     ctx_lines = np.asarray([e[0] for e in acc.events if e[1]], dtype=np.int64)
     restart_lines = _restart_starts(acc.events, line, key, ctx_lines)
-    events = sorted(acc.events + [(ln, {"reset": 1.0}, None) for ln in restart_lines], key=lambda e: e[0])
+    # a restart that begins at a header line is reset before that header's context is set
+    events = sorted(acc.events + [(ln, {"reset": 1.0}, None) for ln in restart_lines],
+                    key=lambda e: (e[0], "reset" not in e[1]))
     ev_line, ep, ba, st, ph, seg, _ = _context_states(events)
     idx = np.searchsorted(ev_line, line, side="right") - 1
     notes = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
 import uuid
 from pathlib import Path
 
@@ -13,8 +12,6 @@ import pandas as pd
 import pytest
 
 import collapse_nb
-from collapse_nb.readers import text_log
-from collapse_nb.readers.text_log import TextLogReader
 
 TSL_FMT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DASH_FMT = "%(asctime)s - %(levelname)s - %(message)s"
@@ -154,6 +151,15 @@ def test_restarted_run_becomes_a_segment(tmp_path):
     assert any(f"traceback at line {tb}: RuntimeError: CUDA out of memory" in n for n in run.meta["notes"])
 
 
+def test_restart_at_a_header_line_keeps_its_context(tmp_path):
+    p = tmp_path / "train.log"
+    p.write_text("".join(f"Epoch 1 | Batch {b} | loss={v}\n" for b, v in [(0, 1.0), (1, 0.9), (0, 1.1), (1, 0.8)]))
+    run = collapse_nb.load(p)
+    assert run.meta["restarts"] == [{"source": str(p), "line": 3, "segment": 1}]
+    assert table(run, ["loss"]) == [("loss", 1.0, 0, None, 1.0, 0, None), ("loss", 0.9, 0, None, 1.0, 1, None),
+                                    ("loss", 1.1, 1, None, 1.0, 0, None), ("loss", 0.8, 1, None, 1.0, 1, None)]
+
+
 # ---------------------------------------------------------------- the seed's diagnostic blocks (print style)
 
 PARAMS = ["encoder.fc.weight", "encoder.fc.bias", "celestial_key_projection.weight"]   # the last one is dead
@@ -245,6 +251,17 @@ def test_validation_batches_after_training_batches_are_not_a_restart(tmp_path):
     assert len(ep) == 1 and ep["val_loss"].iloc[0] == pytest.approx(0.3)
 
 
+def test_batch_counters_per_phase(tmp_path):
+    """An evaluation loop counts from 0 again each time (no restart); the training counter going back is one."""
+    p = tmp_path / "train.log"
+    heads = [("TRAINING", 0), ("TRAINING", 1), ("VALIDATION", 0), ("VALIDATION", 1), ("TRAINING", 2),
+             ("VALIDATION", 0), ("VALIDATION", 1), ("TRAINING", 0)]
+    p.write_text("".join(f"EPOCH 1 | BATCH {b}/9 | {m} MODE\nraw_loss: {i}\n" for i, (m, b) in enumerate(heads)))
+    run = collapse_nb.load(p)
+    assert run.meta["restarts"] == [{"source": str(p), "line": 16, "segment": 1}]     # its first value
+    assert table(run, ["raw_loss"])[5] == ("raw_loss", 5.0, 0, "val", 1.0, 0, None)
+
+
 # ---------------------------------------------------------------- nanoGPT and OLMo
 
 def write_nanogpt(path: Path):
@@ -298,118 +315,3 @@ def test_olmo(tmp_path):
     assert f"{p}: traceback at line {tb}: torch.distributed.elastic.multiprocessing.api.SignalException: " \
            "Process 9724 got signal: 15" in run.meta["notes"]
     assert not s["raw_name"].astype(str).str.contains("signal").any()      # the exception line is no metric
-
-
-# ---------------------------------------------------------------- python engine == fast engine
-
-def random_log(path: Path, seed: int, n: int = 400):
-    """Every style above, shuffled together, with odd numbers, nan/inf, blank lines, tracebacks and bad bytes."""
-    rng = random.Random(seed)
-    num = lambda: rng.choice([f"{rng.uniform(-5, 5):.{rng.randint(0, 8)}f}", f"{rng.uniform(0, 1):.3e}",
-                              "nan", "inf", "-inf", f"{rng.randint(1000, 10**7):,}", str(rng.randint(0, 99))])
-    lines: list[bytes] = []
-    step = epoch = 0
-    for _ in range(n):
-        k = rng.randrange(14)
-        ts = f"2025-10-26 09:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d},{rng.randint(0, 999):03d}"
-        if k == 0:
-            epoch += 1
-            block = [f"EPOCH {epoch} | BATCH {rng.randint(0, 9)}/10 | {rng.choice(['TRAINING', 'VALIDATION'])} MODE"]
-        elif k == 1:
-            block = ["--- OPTIMIZER STEP DIAGNOSTICS ---"]
-            for name in rng.sample(PARAMS, rng.randint(1, 3)):
-                block += [f"{name}:"] + [f"  {key}: {num()}" for key in ("weight_norm_after", "grad_norm")]
-        elif k == 2:
-            block = [f"{rng.choice(['raw_loss (full batch loss)', 'current_lr', 'loss', 'accuracy'])}: {num()}"]
-        elif k == 3:
-            block = [f"y_pred_for_loss mean/std: {num()} / {num()}"]
-        elif k == 4:
-            block = [f"{ts} INFO __main__: Batch {rng.randint(0, 500)}/520 | loss={num()} elapsed={num()}s"]
-        elif k == 5:
-            block = [f"{ts} - INFO - Epoch {epoch}/35, Train Loss: {num()}, Test Acc: {num()}%"]
-        elif k == 6:
-            step += rng.randint(0, 20)
-            block = [f"iter {step}: loss {num()}, time {num()}ms, mfu {num()}%"]
-        elif k == 7:
-            block = [f"{ts}\thost:0\tolmo.train:979\tINFO\t[step={step}/15000,epoch={epoch}]",
-                     f"    optim/total_grad_norm={num()}", f"    throughput/total_tokens={num()}"]
-        elif k == 8:
-            block = ["", "   ", "=" * rng.randint(3, 80)][rng.randrange(3):][:1]
-        elif k == 9:
-            block = ["Traceback (most recent call last):", '  File "x.py", line 3, in f', "    g()",
-                     f"ValueError: loss: {num()}"]
-        elif k == 10:
-            block = [f"INFO:root:epoch {epoch} loss={num()} grad_norm={num()}", f"{ts} INFO x: Model outputs stats | mean={num()} std={num()}"]
-        elif k == 11:
-            block = [rng.choice(["Start time: 2025-10-27 13:15:54", "optimizer_step_executed: True", "Model initialized"])]
-        elif k == 12:
-            block = [f"{rng.choice(['INFO', 'DEBUG'])} {rng.choice(['loss', 'lr'])}: {num()}", f"key with spaces = {num()}"]
-        else:
-            lines.append(b"caf\xe9 \xff loss: 1.5")           # not UTF-8
-            continue
-        lines += [ln.encode() for ln in block]
-    path.write_bytes(b"\n".join(lines) + b"\n")
-
-
-def _norm(df: pd.DataFrame) -> pd.DataFrame:
-    """Category order depends on the order the engine met the names in; compare the values."""
-    df = df.copy()
-    for c in df.columns:
-        if isinstance(df[c].dtype, pd.CategoricalDtype):
-            df[c] = df[c].astype(object)
-    return df.reset_index(drop=True)
-
-
-def _logs(tmp_path: Path) -> list[Path]:
-    paths = []
-    for name, write in [("run", lambda p: (write_logging_run(p, TSL_FMT, crash_after=1),
-                                            write_logging_run(p, TSL_FMT, lr=0.001, epochs=(1,)))),
-                        ("diag", lambda p: write_diag_log(p, n_batches=6, validation=True)),
-                        ("nanogpt", write_nanogpt), ("olmo", write_olmo)] + \
-                       [(f"random{s}", lambda p, s=s: random_log(p, s)) for s in (1, 2, 3)]:
-        p = tmp_path / f"{name}.log"
-        write(p)
-        paths.append(p)
-    return paths
-
-
-def _same(a, b):
-    pd.testing.assert_frame_equal(_norm(a.scalars), _norm(b.scalars))
-    assert repr(a.config) == repr(b.config) and a.notes == b.notes     # repr: config may hold nan
-    assert a.skipped.as_dict() == b.skipped.as_dict()
-
-
-def test_fast_path_equals_python_engine(tmp_path):
-    for p in _logs(tmp_path):
-        _same(TextLogReader(engine="python").read(p), TextLogReader().read(p))
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_small_chunks_equal_one_chunk(tmp_path, monkeypatch, threads):
-    logs = _logs(tmp_path)
-    reference = [TextLogReader(engine="python").read(p) for p in logs]
-    counted = []
-    real = text_log.iter_chunks
-
-    def counting(path, *a, **k):
-        for item in real(path, *a, **k):
-            counted.append(item)
-            yield item
-
-    monkeypatch.setattr(text_log, "CHUNK_BYTES", 200)
-    monkeypatch.setattr(text_log, "iter_chunks", counting)
-    for p, ref in zip(logs, reference):
-        counted.clear()
-        _same(ref, TextLogReader(threads=threads).read(p))
-        assert len(counted) > 1
-        assert b"".join(c for c, _ in counted) == p.read_bytes()
-        assert all(c[:1] not in b" \t" for c, _ in counted)     # cut before unindented lines only
-
-
-def test_random_log_reads(tmp_path):
-    p = tmp_path / "random.log"
-    random_log(p, 7)
-    run = collapse_nb.load(p)
-    assert len(run.scalars) > 300
-    assert np.isinf(run.scalars["value"]).any() and run.scalars["value"].isna().any()
-    assert any("not UTF-8" in n for n in run.meta["notes"])

@@ -142,7 +142,7 @@ def test_cifar_logging(corpus):
                                    ("tsl-run-1644469", "training_run.log"),
                                    ("olmo-train", "training.log"), ("cifar-logging", "training.log")])
 def test_engines_agree_on_real_logs(corpus, parts, monkeypatch):
-    from tests.readers.test_text_log import _same
+    from tests.readers.test_text_engines import _same
     from collapse_nb.readers import text_log
     path = corpus(*parts)
     ref = TextLogReader(engine="python").read(path)

@@ -17,7 +17,8 @@ from .test_text_log import PARAMS, TSL_FMT, write_diag_log, write_logging_run, w
 
 
 def random_log(path: Path, seed: int, n: int = 400):
-    """Every style of test_text_log, shuffled together, with odd numbers, nan/inf, blank lines, tracebacks, CRLF, bad bytes."""
+    """Every style of test_text_log shuffled together, with odd numbers, nan/inf, blank lines, tracebacks,
+    CRLF line ends and bytes that are not UTF-8."""
     rng = random.Random(seed)
     c = {"step": 0, "epoch": 0}
 
@@ -31,7 +32,8 @@ def random_log(path: Path, seed: int, n: int = 400):
 
     ts = lambda: f"2025-10-26 09:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d},{rng.randint(0, 999):03d}"
     styles = [
-        lambda: [f"EPOCH {bump('epoch', 1)} | BATCH {rng.randint(0, 9)}/10 | {rng.choice(['TRAINING', 'VALIDATION'])} MODE"],
+        lambda: [f"EPOCH {bump('epoch', 1)} | BATCH {rng.randint(0, 9)}/10 | "
+                 f"{rng.choice(['TRAINING', 'VALIDATION'])} MODE"],
         lambda: ["--- OPTIMIZER STEP DIAGNOSTICS ---"] + [
             ln for name in rng.sample(PARAMS, rng.randint(1, 3))
             for ln in (f"{name}:", f"  weight_norm_after: {num()}", f"  grad_norm: {num()}")],
@@ -44,11 +46,13 @@ def random_log(path: Path, seed: int, n: int = 400):
         lambda: [f"{ts()}\thost:0\tolmo.train:979\tINFO\t[step={c['step']}/15000,epoch={c['epoch']}]",
                  f"    optim/total_grad_norm={num()}", f"    throughput/total_tokens={num()}"],
         lambda: [rng.choice(["", "   ", "=" * rng.randint(3, 80)])],
-        lambda: ["Traceback (most recent call last):", '  File "x.py", line 3, in f', "    g()", f"ValueError: loss: {num()}"],
+        lambda: ["Traceback (most recent call last):", '  File "x.py", line 3, in f', "    g()",
+                 f"ValueError: loss: {num()}"],
         lambda: [f"INFO:root:epoch {c['epoch']} loss={num()} grad_norm={num()}",
                  f"{ts()} INFO x: Model outputs stats | mean={num()} std={num()}"],
         lambda: [rng.choice(["Start time: 2025-10-27 13:15:54", "optimizer_step_executed: True", "Model initialized"])],
-        lambda: [f"{rng.choice(['INFO', 'DEBUG'])} {rng.choice(['loss', 'lr'])}: {num()}", f"key with spaces = {num()}"],
+        lambda: [f"{rng.choice(['INFO', 'DEBUG'])} {rng.choice(['loss', 'lr'])}: {num()}",
+                 f"key with spaces = {num()}"],
     ]
     lines = []
     for _ in range(n):

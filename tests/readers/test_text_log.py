@@ -89,7 +89,8 @@ def test_logging_run_scalars_exact(tmp_path, fmt):
     expected = [("loss", loss, 0, "train", float(e), i * 10, None) for e in (1, 2) for i, loss in enumerate(LOSSES[e])]
     assert table(run, ["loss"]) == expected
     assert table(run, ["train_loss", "val_loss"]) == [
-        (k, SUMMARY[e][j], 0, k[:-5], float(e), None, None) for e in (1, 2) for j, k in enumerate(("train_loss", "val_loss"))]
+        (k, SUMMARY[e][j], 0, k[:-5], float(e), None, None)
+        for e in (1, 2) for j, k in enumerate(("train_loss", "val_loss"))]
     assert run.meta["restarts"] == []
 
 
@@ -187,7 +188,8 @@ def write_diag_log(path: Path, n_batches: int = 4, validation: bool = False):
                 f"raw_loss (full batch loss): {loss:.8f}", f"loss (scaled for backward): {loss / 3:.8f}",
                 "effective_cycle (gradient_accumulation_steps): 3",
                 "NOTE: NOW ACCUMULATING 'loss' (scaled), NOT 'raw_loss'",
-                f"y_pred_for_loss mean/std: 0.010000 / {pstd:.6f}", f"y_true_for_loss mean/std: 0.020000 / {tstd:.6f}", ""]
+                f"y_pred_for_loss mean/std: 0.010000 / {pstd:.6f}",
+                f"y_true_for_loss mean/std: 0.020000 / {tstd:.6f}", ""]
     if validation:
         for b, loss in enumerate([0.25, 0.35]):
             out += ["=" * 80, f"EPOCH 1 | BATCH {b}/2 | VALIDATION MODE", "=" * 80,

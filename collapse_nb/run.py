@@ -52,6 +52,30 @@ class Run:
         return tables.build_grads(self.scalars)
 
     @property
+    def params(self) -> pd.DataFrame:
+        """One row per tensor per checkpoint (``checkpoint, step, param, shape, numel, dtype, norm, ...``)."""
+        return self._extra_table("params")
+
+    @property
+    def optimizer(self) -> pd.DataFrame:
+        """Optimizer state per parameter per checkpoint (Adam moments, effective step size)."""
+        return self._extra_table("optimizer")
+
+    @property
+    def histograms(self) -> pd.DataFrame:
+        """Histogram summaries (TensorBoard ``add_histogram``): one row per bucket per tag and step."""
+        return self._extra_table("histograms")
+
+    @property
+    def histogram_stats(self) -> pd.DataFrame:
+        """One row per histogram tag and step: ``min, max, num, mean, std, norm``."""
+        return self._extra_table("histogram_stats")
+
+    def _extra_table(self, name: str) -> pd.DataFrame:
+        table = self.extra.get(name)
+        return table if table is not None else pd.DataFrame()
+
+    @property
     def config(self) -> dict[str, Any]:
         """Canonical configuration values (``learning_rate``, ``weight_decay``, ...) found for the run."""
         return self.meta.get("config", {})

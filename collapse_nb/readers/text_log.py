@@ -45,6 +45,7 @@ from ._text_grammar import parse_line
 from .base import ReadResult, Reader, SkipLog, looks_binary, read_head, register
 
 CHUNK_BYTES = 8 * 1024 * 1024
+_PHASE_CODE = {"train": 0, "val": 1, "test": 2}
 _TRACEBACK_START = b"Traceback (most recent call last):"
 _PHRASES = [
     (re.compile(r"(?i)grad(?:ient)?[\s_]*accumulation\D{0,40}?\b(?:steps?|cycles?|iters?)\s*[=:]\s*(\d+)\b"),
@@ -340,15 +341,15 @@ def _assemble(path: Path, acc: _Acc) -> ReadResult:
     def pick(arr, fill=np.nan):
         return np.where(has, arr[safe], fill) if len(arr) else np.full(len(line), fill)
 
-    phase_arr = np.array(ph + [None], dtype=object)[np.where(has, safe, len(ph))] if len(line) else \
-        np.array([], dtype=object)
+    phase_of_event = np.array([_PHASE_CODE.get(p, -1) for p in ph] + [-1], dtype=np.int8)
+    phase_codes = phase_of_event[np.where(has, safe, len(ph))] if len(line) else np.array([], dtype=np.int8)
     key_names = list(acc.keys)
     param_names = list(acc.params)
     ts = _wall_times(acc.s_ts)
     wall = np.concatenate([np.full(n_fast, np.nan), ts])[order] if len(line) else np.array([])
     df = pd.DataFrame({
         "line": line,
-        "phase": pd.Categorical(phase_arr, categories=["train", "val", "test"]),
+        "phase": pd.Categorical.from_codes(phase_codes, categories=list(_PHASE_CODE)),
         "epoch": pick(ep), "batch": pick(ba), "step": pick(st),
         "param": pd.Categorical.from_codes(param, categories=pd.Index(param_names, dtype=object))
         if param_names else pd.Categorical([None] * len(line)),

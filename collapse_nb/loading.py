@@ -159,6 +159,7 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
     extra: dict[str, list[pd.DataFrame]] = {}
     for r in results:
         df = normalise_raw(r.scalars, r.source)
+        r.scalars = r.scalars.iloc[:0]        # the raw table is no longer needed: free it before the next file
         if df["segment"].isna().all():
             seg, found = detect_segments(df)
             df["segment"] = seg.to_numpy()

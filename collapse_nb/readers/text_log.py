@@ -127,12 +127,9 @@ class _Acc:
 
     keys: dict[str, int] = field(default_factory=dict)
     params: dict[str, int] = field(default_factory=dict)
-    fast_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
-    s_line: list[int] = field(default_factory=list)
-    s_key: list[int] = field(default_factory=list)
-    s_param: list[int] = field(default_factory=list)
-    s_value: list[float] = field(default_factory=list)
-    s_ts: list[str | None] = field(default_factory=list)
+    #: per chunk, in line order: (line, key code, param code, value, index into ``ts`` or -1)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    ts: list[str] = field(default_factory=list)
     events: list[tuple[int, dict, str | None]] = field(default_factory=list)
     sections: list[int] = field(default_factory=list)
     text_values: list[tuple[int, str, str, int]] = field(default_factory=list)
@@ -149,26 +146,41 @@ class _Acc:
         return c
 
     def add(self, ch: fast.Chunk) -> None:
+        """Take one chunk's values, merged into line order (chunks arrive in file order)."""
         self.n_lines += ch.n_lines
-        if len(ch.v_line):
-            kmap = np.array([self.code(self.keys, k) for k in ch.keys], dtype=np.int32)
-            pmap = np.array([self.code(self.params, s) for s in ch.subjects] + [-1], dtype=np.int32)
-            self.fast_parts.append((ch.v_line, kmap[ch.v_key], pmap[ch.v_param], ch.v_value))
+        kmap = np.array([self.code(self.keys, k) for k in ch.keys] + [-1], dtype=np.int32)
+        pmap = np.array([self.code(self.params, s) for s in ch.subjects] + [-1], dtype=np.int32)
+        s_line, s_key, s_param, s_value, s_ts = [], [], [], [], []
         subjects = ch.subjects
         for ln, p, pi in ch.parsed:
             param = self.code(self.params, subjects[pi]) if pi >= 0 else -1
+            ts = -1
+            if p.timestamp is not None and p.values:
+                ts = len(self.ts)
+                self.ts.append(p.timestamp)
             for k, v in p.values:
-                self.s_line.append(ln)
-                self.s_key.append(self.code(self.keys, k))
-                self.s_param.append(param)
-                self.s_value.append(v)
-                self.s_ts.append(p.timestamp)
+                s_line.append(ln)
+                s_key.append(self.code(self.keys, k))
+                s_param.append(param)
+                s_value.append(v)
+                s_ts.append(ts)
             if p.context or p.phase:
                 self.events.append((ln, p.context, p.phase))
             if p.kind == "section":
                 self.sections.append(ln)
             for k, v in p.text_values:
                 self.text_values.append((ln, k, v, param))
+        line = np.concatenate([ch.v_line, np.asarray(s_line, dtype=np.int64)])
+        if len(line):
+            order = np.argsort(line, kind="stable") if s_line and len(ch.v_line) else slice(None)
+            n_fast = len(ch.v_line)
+            self.parts.append((
+                line[order],
+                np.concatenate([kmap[ch.v_key], np.asarray(s_key, dtype=np.int32)])[order],
+                np.concatenate([pmap[ch.v_param], np.asarray(s_param, dtype=np.int32)])[order],
+                np.concatenate([ch.v_value, np.asarray(s_value, dtype=np.float64)])[order],
+                np.concatenate([np.full(n_fast, -1, dtype=np.int32), np.asarray(s_ts, dtype=np.int32)])[order],
+            ))
         for ln, reason, text in ch.skipped:
             self.skipped.add(ln, reason, text)
         self.tracebacks.extend(ch.tracebacks)
@@ -307,14 +319,14 @@ def _restart_starts(events, line: np.ndarray, key: np.ndarray, ctx_lines: np.nda
 
 
 def _assemble(path: Path, acc: _Acc) -> ReadResult:
-    parts = acc.fast_parts
-    line = np.concatenate([p[0] for p in parts] + [np.asarray(acc.s_line, dtype=np.int64)])
-    key = np.concatenate([p[1] for p in parts] + [np.asarray(acc.s_key, dtype=np.int32)])
-    param = np.concatenate([p[2] for p in parts] + [np.asarray(acc.s_param, dtype=np.int32)])
-    value = np.concatenate([p[3] for p in parts] + [np.asarray(acc.s_value, dtype=np.float64)])
-    n_fast = len(line) - len(acc.s_line)
-    order = np.argsort(line, kind="stable")
-    line, key, param, value = line[order], key[order], param[order], value[order]
+    parts, acc.parts = acc.parts, []
+
+    def column(i: int, dtype) -> np.ndarray:
+        return np.concatenate([p[i] for p in parts]) if parts else np.empty(0, dtype=dtype)
+
+    line, key, param, value, ts_idx = (column(0, np.int64), column(1, np.int32), column(2, np.int32),
+                                       column(3, np.float64), column(4, np.int32))
+    del parts
 
     acc.events.sort(key=lambda e: e[0])
     ctx_lines = np.asarray([e[0] for e in acc.events if e[1]], dtype=np.int64)
@@ -335,32 +347,35 @@ def _assemble(path: Path, acc: _Acc) -> ReadResult:
         idx = np.where(ahead, idx + 1, idx)
         notes.append("section blocks come before the header they belong to; each was given the next header's "
                      "context")
-    has = idx >= 0
-    safe = np.maximum(idx, 0)
+    # each row's header event; len(events) stands for "before any header"
+    ev_idx = np.where(idx >= 0, idx, len(ev_line))
+    del idx
 
-    def pick(arr, fill=np.nan):
-        return np.where(has, arr[safe], fill) if len(arr) else np.full(len(line), fill)
+    def float_ctx(arr: np.ndarray) -> pd.arrays.FloatingArray:
+        vals = np.append(arr, np.nan)[ev_idx]
+        return pd.arrays.FloatingArray(vals, np.isnan(vals))
+
+    def int_ctx(arr: np.ndarray) -> pd.arrays.IntegerArray:
+        per_event = np.append(arr, np.nan)
+        mask = np.isnan(per_event)
+        ints = np.where(mask, 0, np.round(np.nan_to_num(per_event))).astype(np.int64)
+        return pd.arrays.IntegerArray(ints[ev_idx], mask[ev_idx])
 
     phase_of_event = np.array([_PHASE_CODE.get(p, -1) for p in ph] + [-1], dtype=np.int8)
-    phase_codes = phase_of_event[np.where(has, safe, len(ph))] if len(line) else np.array([], dtype=np.int8)
     key_names = list(acc.keys)
     param_names = list(acc.params)
-    ts = _wall_times(acc.s_ts)
-    wall = np.concatenate([np.full(n_fast, np.nan), ts])[order] if len(line) else np.array([])
+    wall = np.append(_wall_times(acc.ts), np.nan)[ts_idx] if len(line) else np.array([])
     df = pd.DataFrame({
         "line": line,
-        "phase": pd.Categorical.from_codes(phase_codes, categories=list(_PHASE_CODE)),
-        "epoch": pick(ep), "batch": pick(ba), "step": pick(st),
-        "param": pd.Categorical.from_codes(param, categories=pd.Index(param_names, dtype=object))
-        if param_names else pd.Categorical([None] * len(line)),
-        "raw_name": pd.Categorical.from_codes(key, categories=pd.Index(key_names, dtype=object))
-        if key_names else pd.Categorical([]),
+        "phase": pd.Categorical.from_codes(phase_of_event[ev_idx], categories=list(_PHASE_CODE)),
+        "epoch": float_ctx(ep), "batch": int_ctx(ba), "step": int_ctx(st),
+        "param": pd.Categorical.from_codes(param, categories=pd.Index(param_names, dtype=object)),
+        "raw_name": pd.Categorical.from_codes(key, categories=pd.Index(key_names, dtype=object)),
         "value": value,
-        "wall_time": wall,
-        "segment": pick(seg, 0).astype(np.int64),
-    })
-    for c in ("batch", "step"):
-        df[c] = pd.array(df[c].to_numpy(), dtype="Float64").round().astype("Int64")
+        "wall_time": pd.arrays.FloatingArray(wall, np.isnan(wall)),
+        "segment": np.append(seg, 0)[ev_idx].astype(np.int64),
+    }, copy=False)
+    del ev_idx, line, key, param, value, wall, ts_idx
     if not len(df):
         raise UnreadableFileError(path, f"no numeric values found in {acc.n_lines:,} lines "
                                         f"({acc.skipped.describe()})")

@@ -167,7 +167,12 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
             df["segment"] = df["segment"].fillna(0)
             found = [{"line": int(df.loc[df["segment"] == s, "line"].min()), "segment": int(s)}
                      for s in sorted(df["segment"].dropna().unique()) if s > 0]
+        if r.segment_starts:     # the reader knows where each restarted run begins (its banner, not its first value)
+            found = [{"line": int(ln), "segment": i + 1} for i, ln in enumerate(r.segment_starts)]
         restarts.extend({"source": r.source, **x} for x in found)
+        replaced = r.skipped.replaced_note()
+        if replaced and not any("UTF-8" in n for n in r.notes):
+            r.notes.append(replaced)
         frames.append(df)
         files.append({"source": r.source, "format": r.format, "rows": len(df), "skipped": r.skipped.as_dict(),
                       "skipped_text": r.skipped.describe(), "notes": list(r.notes)})

@@ -10,8 +10,15 @@ turns a raw name into ``(name, phase, param)``:
 - ``param``: for per-parameter (or per-param-group) keys such as
   ``grad_norm/encoder.fc.weight`` or ``lr/pg0``, the parameter, else ``None``.
 
-Everything here is a pure function of the string, so it is applied once per
-*distinct* raw name, never per row.
+Lightning's suffixes for a metric logged both ``on_step`` and ``on_epoch``
+(``train_loss_step``, ``train_loss_epoch``) are removed when what remains is a
+known metric (``loss``, ``acc``, ``lr``, ...), or, through
+:func:`canonicalize_names`, when the file holds the pair; other names ending in
+``_step`` (``global_step``, ``update_step``) are left alone.
+:func:`logged_every` tells which suffix was removed.
+
+Everything here is a pure function of the string (or of one file's set of
+names), so it is applied once per *distinct* raw name, never per row.
 """
 from __future__ import annotations
 
@@ -89,6 +96,13 @@ _KIND_TO_NAME = {
     "update_norm": "update_norm", "update_ratio": "update_ratio", "lr": "lr", "learning_rate": "lr",
 }
 
+# YOLOv5's results.csv: "x/lr0", "x/lr1", "x/lr2" are the learning rates of param groups 0, 1, 2.
+_YOLO_LR = re.compile(r"^x/lr(?P<group>\d+)$", re.I)
+# Lightning's "<metric>_step" / "<metric>_epoch" (a metric logged both on_step and on_epoch).
+_LOGGED_SUFFIX = re.compile(r"^(?P<base>.+)_(?P<when>step|epoch)$", re.I)
+#: Known spellings that, before ``_step``, more likely name a counter than the metric ("update_step").
+_NOT_BEFORE_SUFFIX = frozenset({"update", "scale", "objective"})
+
 _PAREN = re.compile(r"\s*\([^)]*\)")
 _PAREN_KEEP = re.compile(r"[()]")
 #: Group prefixes that only organise a dashboard ("optim/total_grad_norm"); stripped when the rest is known.
@@ -122,10 +136,66 @@ def split_phase(raw: str) -> tuple[str | None, str]:
     return None, raw
 
 
+def split_logged_suffix(raw: str) -> tuple[str, str | None]:
+    """``("train_loss", "step")`` for ``"train_loss_step"``; ``(raw, None)`` without the suffix.
+
+    Only splits the string: whether the suffix *is* Lightning's is for
+    :func:`canonicalize` / :func:`canonicalize_names` to decide.
+    """
+    m = _LOGGED_SUFFIX.match(raw.strip())
+    return (m["base"], m["when"].lower()) if m else (raw.strip(), None)
+
+
+_CANONICAL = frozenset(SYNONYMS) | {f"{who}_{stat}" for who in ("pred", "target")
+                                    for stat in ("mean", "std", "var", "min", "max")} \
+    | {"running_" + k for k in SYNONYMS}
+
+
+def _known_metric(base: str) -> bool:
+    """Is ``base`` (a raw name without its ``_step``/``_epoch``) a known metric, not a counter's stem?"""
+    name, _, param = _canonicalize(base)
+    last = normalise(split_phase(base)[1].rpartition("/")[2])
+    return param is None and name in _CANONICAL and last not in _NOT_BEFORE_SUFFIX
+
+
 @lru_cache(maxsize=65536)
 def canonicalize(raw: str) -> tuple[str, str | None, str | None]:
     """Return ``(name, phase, param)`` for a raw metric name. See the module docstring."""
+    base, when = split_logged_suffix(raw)
+    if when is not None and _known_metric(base):
+        return _canonicalize(base)
+    return _canonicalize(raw)
+
+
+def canonicalize_names(raws: list[str]) -> list[tuple[str, str | None, str | None]]:
+    """:func:`canonicalize` for one file's distinct raw names, knowing the others.
+
+    A ``<metric>_step`` next to a ``<metric>_epoch`` in the same file is
+    Lightning's pair even when ``<metric>`` is not a known name
+    (``train_f1_step`` / ``train_f1_epoch`` -> ``f1``).
+    """
+    present = {str(r).strip().lower() for r in raws}
+    out = []
+    for r in raws:
+        base, when = split_logged_suffix(str(r))
+        partner = f"{base}_{'epoch' if when == 'step' else 'step'}".lower()
+        out.append(_canonicalize(base) if when is not None and partner in present else canonicalize(str(r)))
+    return out
+
+
+def logged_every(raw: str, name: str) -> str | None:
+    """``"step"`` / ``"epoch"`` when ``name`` was reached by removing Lightning's suffix from ``raw``."""
+    when = split_logged_suffix(raw)[1]
+    return when if when is not None and _canonicalize(raw)[0] != name else None
+
+
+@lru_cache(maxsize=65536)
+def _canonicalize(raw: str) -> tuple[str, str | None, str | None]:
+    """:func:`canonicalize` without the ``_step``/``_epoch`` rule."""
     raw = raw.strip()
+    y = _YOLO_LR.match(raw)
+    if y:
+        return "lr", None, f"pg{int(y['group'])}"
     m = _PER_PARAM_PREFIX.match(raw) or _PER_PARAM_SUFFIX.match(raw)
     if m and m["param"].strip() and not _is_phase_word(m["param"]):
         kind = m["kind"].lower()

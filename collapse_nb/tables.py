@@ -7,10 +7,12 @@ thing whatever file it came from.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-from .names import canonicalize
+from .names import canonicalize_names, logged_every
 
 CONTEXT = ("source", "segment", "phase", "epoch", "batch", "step")
 OUTPUT_NAMES = ("pred_mean", "pred_std", "target_mean", "target_std")
@@ -38,38 +40,65 @@ def _col(df: pd.DataFrame, name: str, n: int, dtype: str) -> pd.Series:
     return pd.Series(pd.array([pd.NA] * n, dtype=dtype if dtype != "category" else "string")).astype(dtype)
 
 
+PHASES = ["train", "val", "test"]
+_PHASE_CODE = {p: i for i, p in enumerate(PHASES)}
+
+
+def _categorical(values: pd.Series) -> pd.Categorical:
+    """A column as a Categorical, reusing its codes when it already is one (no per-row work)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.array
+    return pd.Categorical(values.astype(object).where(values.notna(), None))
+
+
+def _codes(cat: pd.Categorical) -> np.ndarray:
+    return np.asarray(cat.codes, dtype=np.int32)
+
+
 def normalise_raw(raw: pd.DataFrame, source: str) -> pd.DataFrame:
-    """One reader's raw scalars -> the scalars contract (canonical names, fixed dtypes)."""
+    """One reader's raw scalars -> the scalars contract (canonical names, fixed dtypes).
+
+    Names, phases and params are worked out once per *distinct* raw name and
+    mapped to the rows through categorical codes, never per row in Python.
+    """
     n = len(raw)
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    out["source"] = pd.Categorical([source] * n) if n else pd.Categorical([])
-    raw_name = raw["raw_name"].astype("category") if n else pd.Series(pd.Categorical([]))
-    cats = list(raw_name.cat.categories)
-    canon = [canonicalize(str(c)) for c in cats]
-    codes = raw_name.cat.codes.to_numpy()
-    name_cats = pd.Index([c[0] for c in canon])
-    # names: map each raw category to its canonical name, through codes (never per row in Python)
-    uniq_names, name_of_cat = np.unique(np.asarray(name_cats, dtype=object).astype(str), return_inverse=True) \
-        if len(cats) else (np.array([], dtype=object), np.array([], dtype=int))
-    name_codes = np.where(codes >= 0, name_of_cat[codes] if len(cats) else -1, -1)
-    out["name"] = pd.Categorical.from_codes(name_codes, categories=pd.Index(uniq_names.astype(object)))
-    out["raw_name"] = raw_name.array
+    out["source"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=pd.Index([source], dtype=object))
+    raw_name = _categorical(raw["raw_name"]) if n else pd.Categorical([])
+    cats = [str(c) for c in raw_name.categories]
+    canon = canonicalize_names(cats)
+    codes = _codes(raw_name)
+    # names: map each raw category to its canonical name
+    uniq_names, name_of_cat = np.unique(np.array([c[0] for c in canon], dtype=object).astype(str),
+                                        return_inverse=True)
+    name_of_cat = np.append(name_of_cat.astype(np.int32), -1)          # code -1 (missing) stays missing
+    out["name"] = pd.Categorical.from_codes(name_of_cat[codes], categories=pd.Index(uniq_names, dtype=object))
+    out["raw_name"] = pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
     # phase: the name's own phase word beats the context's
-    name_phase = np.array([c[1] or "" for c in canon] + [""], dtype=object)[codes]
-    ctx_phase = raw["phase"].astype("object").to_numpy() if "phase" in raw.columns else np.full(n, None, object)
-    phase = np.where(name_phase != "", name_phase, ctx_phase)
+    name_phase = np.array([_PHASE_CODE.get(c[1], -1) for c in canon] + [-1], dtype=np.int8)[codes]
+    if "phase" in raw.columns and n:
+        ctx = _categorical(raw["phase"])
+        ctx_map = np.array([_PHASE_CODE.get(str(c), -1) for c in ctx.categories] + [-1], dtype=np.int8)
+        ctx_phase = ctx_map[_codes(ctx)]
+    else:
+        ctx_phase = np.full(n, -1, dtype=np.int8)
+    phase = np.where(name_phase >= 0, name_phase, ctx_phase)
     if "phase_fixed" in raw.columns:      # the reader knows better than the name (DETR's test_* is val)
         fixed = raw["phase_fixed"].fillna(False).to_numpy(dtype=bool)
-        phase = np.where(fixed & pd.notna(ctx_phase), ctx_phase, phase)
-    phase = pd.Series(phase, dtype="object").where(lambda s: s.isin(["train", "val", "test"]), None)
-    out["phase"] = pd.Categorical(phase, categories=["train", "val", "test"])
-    name_param = np.array([c[2] for c in canon] + [None], dtype=object)[codes]
-    if "param" in raw.columns:
-        rp = raw["param"].astype("object").to_numpy()
-        param = np.where(pd.isna(rp), name_param, rp)
+        phase = np.where(fixed & (ctx_phase >= 0), ctx_phase, phase)
+    out["phase"] = pd.Categorical.from_codes(phase, categories=PHASES)
+    # param: what the reader says, else what the name holds (grad_norm/<param>)
+    name_param = [c[2] for c in canon]
+    if "param" in raw.columns and n:
+        rp = _categorical(raw["param"])
+        rcats, rcodes = [str(c) for c in rp.categories], _codes(rp)
     else:
-        param = name_param
-    out["param"] = pd.Categorical(param)
+        rcats, rcodes = [], np.full(n, -1, dtype=np.int32)
+    all_params = pd.Index(rcats + [p for p in name_param if p is not None], dtype=object).unique()
+    rmap = np.append(all_params.get_indexer(rcats), -1).astype(np.int32)
+    nmap = np.append(all_params.get_indexer([p if p is not None else "\0none" for p in name_param]), -1)
+    pcodes = np.where(rcodes >= 0, rmap[rcodes], nmap.astype(np.int32)[codes])
+    out["param"] = pd.Categorical.from_codes(pcodes, categories=all_params)
     for c in ("epoch", "batch", "step", "line", "wall_time", "segment"):
         out[c] = _col(raw, c, n, SCALAR_DTYPES[c]).array if n else pd.array([], dtype=SCALAR_DTYPES[c])
     out["value"] = pd.to_numeric(raw["value"], errors="coerce").astype("float64").to_numpy() if n else \
@@ -133,16 +162,26 @@ def pivot_fast(df: pd.DataFrame, keys: list[str], names: tuple[str, ...]) -> pd.
     sub = df[df["name"].isin(names)]
     if sub.empty:
         return pd.DataFrame({**{k: df[k].iloc[:0] for k in keys}, **{c: pd.Series([], dtype="float64") for c in names}})
-    codes = [pd.factorize(sub[k], use_na_sentinel=False)[0].astype(np.int64) for k in keys]
     comp = np.zeros(len(sub), dtype=np.int64)
-    for c in codes:
+    for k in keys:
+        col = sub[k]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            c = np.asarray(col.cat.codes, dtype=np.int64) + 1          # missing (-1) becomes 0
+        else:
+            c = pd.factorize(col, use_na_sentinel=False)[0].astype(np.int64)
+        if (int(comp.max()) + 1) * (int(c.max()) + 1) >= 2 ** 62:     # keep the combined key from overflowing
+            comp = pd.factorize(comp)[0].astype(np.int64)
         comp = comp * (int(c.max()) + 1) + c
-    gid, first_rows = pd.factorize(comp)
-    first = pd.Series(np.arange(len(sub))).groupby(gid).first().to_numpy()
-    present = [nm for nm in names if (sub["name"] == nm).any()]
+    gid, _ = pd.factorize(comp)
+    # factorize numbers groups in order of first appearance: a row is a group's first where its id is new
+    seen = np.maximum.accumulate(gid)
+    first = np.flatnonzero(np.r_[True, gid[1:] > seen[:-1]])
+    name_cat = sub["name"].astype("category").cat
+    present = [nm for nm in names if nm in set(name_cat.categories[np.unique(name_cat.codes[name_cat.codes >= 0])])]
     col_of = {nm: i for i, nm in enumerate(present)}
-    name_idx = sub["name"].astype(str).map(col_of).to_numpy()
-    wide = np.full((len(first_rows), len(present)), np.nan)
+    col_of_cat = np.array([col_of.get(str(c), -1) for c in name_cat.categories], dtype=np.int64)
+    name_idx = col_of_cat[np.asarray(name_cat.codes, dtype=np.int64)]
+    wide = np.full((len(first), len(present)), np.nan)
     wide[gid, name_idx] = sub["value"].to_numpy()
     out = sub.iloc[first][keys].reset_index(drop=True)
     for nm, i in col_of.items():
@@ -185,48 +224,150 @@ def epoch_key(epoch: pd.Series) -> pd.Series:
     return e.where(~frac, np.ceil(e.astype("float64")))
 
 
+def _empty_epochs() -> pd.DataFrame:
+    return pd.DataFrame({"segment": pd.Series([], dtype="Int64"), "epoch": pd.Series([], dtype="Float64"),
+                         "step": pd.Series([], dtype="Int64")})
+
+
+def _group_ids(*cols: pd.Series) -> np.ndarray:
+    """One integer per distinct combination of the columns (missing values are a value of their own)."""
+    gid = np.zeros(len(cols[0]), dtype=np.int64)
+    for c in cols:
+        if isinstance(c.dtype, pd.CategoricalDtype):
+            codes = np.asarray(c.cat.codes, dtype=np.int64) + 1
+        else:
+            codes = pd.factorize(c, use_na_sentinel=False)[0].astype(np.int64)
+        gid = pd.factorize(gid * (int(codes.max(initial=0)) + 1) + codes)[0].astype(np.int64)
+    return gid
+
+
+def epochs_from_steps(scalars: pd.DataFrame) -> np.ndarray:
+    """Every row's epoch (float, NaN for none), giving rows with a step but no epoch one from their step.
+
+    A row with a step but no epoch (Lightning's ``lr-Adam`` rows from the
+    LearningRateMonitor) takes the epoch of the first row at or after its step
+    that has both, in the same source and segment: a step inside an epoch's
+    step range gets that epoch, a step between two epochs' ranges the epoch
+    that comes next. A step after the last row with an epoch gets none.
+    """
+    epoch = scalars["epoch"].to_numpy(dtype="float64", na_value=np.nan)
+    step = scalars["step"].to_numpy(dtype="float64", na_value=np.nan)
+    need = np.isnan(epoch) & ~np.isnan(step)
+    known = ~np.isnan(epoch) & ~np.isnan(step)
+    if not need.any() or not known.any():
+        return epoch
+    gid = _group_ids(scalars["source"], scalars["segment"])
+    ref = (pd.DataFrame({"g": gid[known], "step": step[known], "epoch": epoch[known]})
+           .groupby(["g", "step"], as_index=False)["epoch"].min().sort_values("step", kind="stable"))
+    rows = np.flatnonzero(need)
+    left = pd.DataFrame({"g": gid[rows], "step": step[rows], "row": rows}).sort_values("step", kind="stable")
+    found = pd.merge_asof(left, ref, on="step", by="g", direction="forward")
+    out = epoch.copy()
+    out[found["row"].to_numpy()] = found["epoch"].to_numpy(dtype="float64", na_value=np.nan)
+    return out
+
+
+#: How an epoch's value of a metric is chosen: the highest level present wins (the last value of it, or
+#: the mean for per-batch / per-step values).
+LEVEL_PER_STEP, LEVEL_SUMMARY, LEVEL_EPOCH_COLUMN = 0, 1, 2
+
+
+def _levels(df: pd.DataFrame, epoch: np.ndarray) -> np.ndarray:
+    """Each row's level (see :data:`LEVEL_PER_STEP`).
+
+    Per step: rows with a batch index, rows whose epoch came from their step
+    (:func:`epochs_from_steps`), Lightning's ``*_step`` columns, and any
+    series (source, segment, raw name, param, phase) logged at several steps
+    under one epoch value, as Lightning's CSVLogger writes ``on_step`` metrics.
+    Epoch column: Lightning's ``*_epoch`` columns. Summary: everything else
+    (one value per epoch, or one per fractional epoch as Hugging Face logs).
+    """
+    raw, names = _categorical(df["raw_name"]), _categorical(df["name"])
+    _, first, pair = np.unique(_group_ids(df["raw_name"], df["name"]), return_index=True, return_inverse=True)
+    every = np.array([logged_every(str(raw.categories[r]), str(names.categories[n])) if r >= 0 and n >= 0
+                      else None for r, n in zip(_codes(raw)[first], _codes(names)[first])], dtype=object)
+    when = every[pair.reshape(-1)]
+    per_step = df["batch"].notna().to_numpy() | (when == "step") | df["epoch"].isna().to_numpy()
+    column = when == "epoch"
+    step = df["step"].to_numpy(dtype="float64", na_value=np.nan)
+    series = _group_ids(df["source"], df["segment"], df["raw_name"], df["param"], df["phase"])
+    cand = ~per_step & ~column & ~np.isnan(step)
+    if cand.any():
+        steps = pd.DataFrame({"s": series[cand], "e": epoch[cand], "step": step[cand]})
+        several = steps.groupby(["s", "e"])["step"].nunique() > 1
+        per_step |= np.isin(series, several[several].index.get_level_values("s").unique()) & ~column
+    return np.where(column, LEVEL_EPOCH_COLUMN, np.where(per_step, LEVEL_PER_STEP, LEVEL_SUMMARY))
+
+
+def _natural(s: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def _lr_columns(col: np.ndarray, param: pd.Series) -> np.ndarray:
+    """``lr`` for the ungrouped learning rate or else the first param group; ``lr_<group>`` for the others."""
+    col = np.array(col, dtype=object)            # a copy: the caller compares it with the original
+    p = param.astype(object).to_numpy()
+    grouped = (col == "lr") & pd.notna(p)
+    if not grouped.any():
+        return col
+    groups = sorted({str(x) for x in p[grouped]}, key=_natural)
+    main = None if ((col == "lr") & pd.isna(p)).any() else groups[0]
+    other = grouped & (p.astype(str) != str(main))
+    col[other] = ["lr_" + str(x) for x in p[other]]
+    return col
+
+
+def _epoch_columns(df: pd.DataFrame) -> tuple[np.ndarray, list[str], list[str]]:
+    """Each row's epochs column, as ``(codes, names, lr group columns)``; worked out once per distinct
+    (name, phase, has a batch, param), not per row."""
+    ids = _group_ids(df["name"], df["phase"], df["batch"].isna(), df["param"])
+    _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    sub = df.iloc[first]
+    name = sub["name"].astype(str)
+    phase = sub["phase"].astype(object)
+    # per-batch rows with no phase are training rows; unphased names stay unphased
+    phase = phase.where(phase.notna() | sub["batch"].isna(), "train")
+    col = np.where(name.isin(UNPHASED) | phase.isna(), name, phase.astype(str) + "_" + name)
+    cols = _lr_columns(col, sub["param"])
+    lr_groups = sorted(set(cols[cols != col]), key=_natural)
+    names, code = np.unique(cols.astype(str), return_inverse=True)
+    return code.reshape(-1)[inverse.reshape(-1)], [str(x) for x in names], lr_groups
+
+
 def build_epochs(scalars: pd.DataFrame) -> pd.DataFrame:
     """One row per (segment, epoch): ``<phase>_<name>`` columns, plus ``lr`` and other unphased names.
 
-    Within an epoch, an epoch-level value (a row with no batch index, e.g. an
-    "Epoch 3 complete | train_loss=..." line or a CSV row) wins, the last one if
-    several; otherwise the mean of the per-batch values.
+    Within an epoch, for each column: Lightning's explicit epoch-level column
+    (``train_loss_epoch``) wins; else an epoch-level value (a row with no batch
+    index, logged once in the epoch, e.g. an "Epoch 3 complete | train_loss=..."
+    line or a CSV row), the last one if several; otherwise the mean of the
+    per-batch or per-step values (see :func:`_levels`). Rows with a step but no
+    epoch take one from their step (:func:`epochs_from_steps`). Learning rates
+    of several param groups: ``lr`` is the ungrouped one or the first group,
+    the others ``lr_<group>`` (``lr_pg1``).
     """
-    df = scalars[scalars["epoch"].notna()]
-    if df.empty:
-        return pd.DataFrame({"segment": pd.Series([], dtype="Int64"), "epoch": pd.Series([], dtype="Float64")})
-    df = df[df["param"].isna() | (df["name"] == "lr")]
-    if df.empty:
-        return pd.DataFrame({"segment": pd.Series([], dtype="Int64"), "epoch": pd.Series([], dtype="Float64")})
-    name = df["name"].astype(str)
-    phase = df["phase"].astype(object)
-    # per-batch rows with no phase are training rows; unphased names stay unphased
-    phase = phase.where(phase.notna() | df["batch"].isna(), "train")
-    col = np.where(name.isin(UNPHASED) | phase.isna(), name, phase.astype(str) + "_" + name)
-    work = pd.DataFrame({"segment": df["segment"].fillna(0).astype("int64"),
-                         "epoch": epoch_key(df["epoch"]).astype("float64"),
+    epoch = epochs_from_steps(scalars)
+    keep = ~np.isnan(epoch) & (scalars["param"].isna() | (scalars["name"] == "lr")).to_numpy()
+    if not keep.any():
+        return _empty_epochs()
+    df, epoch = scalars[keep], epoch[keep]
+    col, col_names, lr_groups = _epoch_columns(df)
+    work = pd.DataFrame({"segment": df["segment"].fillna(0).astype("int64").to_numpy(),
+                         "epoch": epoch_key(pd.Series(epoch, dtype="Float64")).to_numpy(dtype="float64"),
                          "col": col, "value": df["value"].to_numpy(),
-                         "summary": df["batch"].isna().to_numpy(), "param": df["param"].astype(object),
-                         "step": df["step"].astype("float64")})
-    # lr per param group: keep the first group only, unless an ungrouped lr exists
-    lr_rows = work["col"] == "lr"
-    if lr_rows.any() and work.loc[lr_rows, "param"].notna().any():
-        first_group = sorted(work.loc[lr_rows & work["param"].notna(), "param"].astype(str).unique())[0]
-        has_plain = (lr_rows & work["param"].isna()).any()
-        drop = lr_rows & (work["param"].notna() & ((work["param"] != first_group) | has_plain))
-        work = work[~drop]
+                         "level": _levels(df, epoch), "step": df["step"].to_numpy(dtype="float64", na_value=np.nan)})
     g = ["segment", "epoch", "col"]
-    has_summary = work.groupby(g)["summary"].transform("any")
-    chosen = work[~has_summary | work["summary"]]
+    chosen = work[work["level"] == work.groupby(g)["level"].transform("max")]
     agg = chosen.groupby(g, sort=True).agg(last=("value", "last"), mean=("value", "mean"),
-                                            summary=("summary", "any"))
-    agg["v"] = np.where(agg["summary"], agg["last"], agg["mean"])
+                                            level=("level", "max"))
+    agg["v"] = np.where(agg["level"] > LEVEL_PER_STEP, agg["last"], agg["mean"])
     wide = agg["v"].unstack("col")
-    wide.columns.name = None
+    wide.columns = pd.Index([col_names[c] for c in wide.columns], dtype=object)
     steps = work.groupby(["segment", "epoch"])["step"].max().rename("step")
     wide = wide.join(steps).reset_index()
     front = ["segment", "epoch", "step"]
     preferred = [c for c in ("train_loss", "val_loss", "test_loss", "lr") if c in wide.columns]
+    preferred += [c for c in lr_groups if c in wide.columns]
     rest = sorted(c for c in wide.columns if c not in front and c not in preferred)
     wide = wide[front + preferred + rest]
     wide["segment"] = wide["segment"].astype("Int64")

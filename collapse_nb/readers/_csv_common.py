@@ -5,7 +5,8 @@ header, the cells of every well-formed row (as columns of strings) and the
 1-based file line each row starts on. Rows that cannot be used (wrong number
 of fields, a truncated last line, a repeated header, a comment) are counted in
 the table's :class:`~collapse_nb.readers.base.SkipLog` with their line, never
-dropped silently.
+dropped silently; lines whose non-UTF-8 bytes were replaced are still read, and
+noted in the table's ``notes``.
 
 :func:`to_numbers` converts one column of cells, vectorised: empty cells and
 null markers (``None``, ``null``, ``NA``) are "no value"; ``nan``/``inf`` keep
@@ -275,7 +276,8 @@ def parse_table(path: Path) -> Table:
     if repeat.any():
         columns = [c[~repeat] for c in columns]
         lines_kept = lines_kept[~repeat]
-    return Table(header, columns, lines_kept, delim, skipped)
+    notes = [n for n in [skipped.replaced_note()] if n]
+    return Table(header, columns, lines_kept, delim, skipped, notes)
 
 
 def to_numbers(cells: np.ndarray, decimal_comma: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -58,8 +58,7 @@ def decode_line(data: bytes, line: int, skipped: SkipLog) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        skipped.add(line, "non-UTF-8 bytes (replaced, line still read)", "")
-        skipped.count -= 1  # a note, not a lost line (same convention as base.decode_text)
+        skipped.add_replaced([line])      # a note, not a lost line
         return data.decode("utf-8", errors="replace")
 
 

@@ -45,13 +45,20 @@ class SkipLog:
     """Lines (or records) a reader did not understand: how many, and where.
 
     ``examples`` keeps the first few ``(line, reason, text)`` so a user can go and
-    look; ``by_reason`` counts every skipped line by why it was skipped.
+    look; ``by_reason`` counts every skipped line by why it was skipped, so
+    ``count == sum(by_reason.values())`` always.
+
+    Lines that were read after a repair (non-UTF-8 bytes replaced) are not
+    skipped: they are counted apart, in ``replaced``, with the first few line
+    numbers in ``replaced_lines`` (see :meth:`replaced_note`).
     """
 
     count: int = 0
     examples: list[tuple[int, str, str]] = field(default_factory=list)
     by_reason: dict[str, int] = field(default_factory=dict)
     max_examples: int = 20
+    replaced: int = 0
+    replaced_lines: list[int] = field(default_factory=list)
 
     def add(self, line: int, reason: str, text: str = "", n: int = 1) -> None:
         self.count += n
@@ -59,24 +66,42 @@ class SkipLog:
         if len(self.examples) < self.max_examples:
             self.examples.append((int(line), reason, text[:200]))
 
+    def add_replaced(self, lines: list[int], n: int | None = None) -> None:
+        """Lines still read, whose bytes that were not UTF-8 were replaced: a note, not a skip."""
+        self.replaced += len(lines) if n is None else n
+        room = max(self.max_examples - len(self.replaced_lines), 0)
+        self.replaced_lines.extend(int(x) for x in lines[:room])
+
     def merge(self, other: "SkipLog") -> None:
         self.count += other.count
         for k, v in other.by_reason.items():
             self.by_reason[k] = self.by_reason.get(k, 0) + v
         room = self.max_examples - len(self.examples)
         self.examples.extend(other.examples[:max(room, 0)])
+        self.add_replaced(other.replaced_lines, other.replaced)
 
     def as_dict(self) -> dict[str, Any]:
         return {"count": self.count, "by_reason": dict(self.by_reason),
-                "examples": [{"line": ln, "reason": r, "text": t} for ln, r, t in self.examples]}
+                "examples": [{"line": ln, "reason": r, "text": t} for ln, r, t in self.examples],
+                "replaced": self.replaced, "replaced_lines": list(self.replaced_lines)}
+
+    def replaced_note(self) -> str | None:
+        """``"2 line(s) had non-UTF-8 bytes (replaced, still read) at line 3, 9"``, or ``None``."""
+        if not self.replaced:
+            return None
+        where = ", ".join(str(ln) for ln in self.replaced_lines[:8])
+        more = ", ..." if self.replaced > len(self.replaced_lines[:8]) else ""
+        return f"{self.replaced} line(s) had non-UTF-8 bytes (replaced, still read) at line {where}{more}"
 
     def describe(self) -> str:
+        note = self.replaced_note()
+        tail = f"; {note}" if note else ""
         if not self.count:
-            return "every line understood"
+            return "every line understood" + tail
         where = ", ".join(str(ln) for ln, _, _ in self.examples[:8])
         reasons = "; ".join(f"{k}: {v}" for k, v in sorted(self.by_reason.items(), key=lambda kv: -kv[1]))
         more = "" if self.count <= 8 else ", ..."
-        return f"{self.count} not understood ({reasons}) at line {where}{more}"
+        return f"{self.count} not understood ({reasons}) at line {where}{more}{tail}"
 
 
 @dataclass
@@ -91,6 +116,9 @@ class ReadResult:
     notes: list[str] = field(default_factory=list)
     #: Rows of the config a reader recognised, as ``{key: (value, where)}`` for provenance.
     config_where: dict[str, str] = field(default_factory=dict)
+    #: Where each restarted run appended to the file begins (1-based lines), when the reader knows better
+    #: than the first value of each segment; ``meta["restarts"]`` then uses these lines.
+    segment_starts: list[int] = field(default_factory=list)
     #: Extra tables a reader may produce (e.g. ``histograms`` for TensorBoard).
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
 
@@ -155,17 +183,17 @@ def looks_binary(head: bytes) -> bool:
 
 
 def decode_text(data: bytes, path: Path | str, skipped: SkipLog | None = None) -> str:
-    """Decode bytes as UTF-8, replacing what is not; count the lines that had bad bytes."""
+    """Decode bytes as UTF-8, replacing what is not; note the lines that had bad bytes.
+
+    Those lines are still read, so they are not skipped: they go to
+    ``skipped.replaced`` / ``skipped.replaced_lines``, not to ``skipped.count``.
+    """
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         text = data.decode("utf-8", errors="replace")
         if skipped is not None:
-            bad = [i + 1 for i, ln in enumerate(text.split("\n")) if "\ufffd" in ln]
-            for ln in bad:
-                skipped.add(ln, "non-UTF-8 bytes (replaced, line still read)", "")
-            # those lines are still read, so they are not lost: undo the count, keep the note
-            skipped.count -= len(bad)
+            skipped.add_replaced([i + 1 for i, ln in enumerate(text.split("\n")) if "\ufffd" in ln])
         return text
 
 

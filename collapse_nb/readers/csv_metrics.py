@@ -5,7 +5,8 @@ numeric cell becomes one raw scalar carrying its row's step / epoch / batch /
 wall time and the file line of its row. Raw names are the column names as
 written; canonicalisation is central.
 
-``lightning-csv`` (sparse rows; ``lr-Adam`` rows have no epoch, which stays NA)::
+``lightning-csv`` (sparse rows; ``lr-Adam`` rows have no epoch, which stays NA here: the epochs
+table places them by their step; ``*_step`` / ``*_epoch`` column pairs are one metric)::
 
     epoch,lr-Adam,step,train/nll_loss,val/rmse_loss
     ,0.0033,49,,
@@ -17,7 +18,8 @@ phase word are training metrics, except the learning rate)::
     epoch,accuracy,loss,lr,val_accuracy,val_loss
     0,0.98,0.056,0.001,0.985,0.055
 
-``ultralytics-csv`` (space-padded; ``metrics/*`` are computed on the validation set)::
+``ultralytics-csv`` (space-padded; ``metrics/*`` are computed on the validation set; ``lr/pg0``..., or
+YOLOv5's ``x/lr0``..., are the learning rates of the param groups)::
 
                       epoch,         train/box_loss,       metrics/mAP50(B),   lr/pg0
                           0,                 1.6878,                0.15826, 0.070545
@@ -39,7 +41,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -216,7 +218,23 @@ def long_columns(header: list[str]) -> tuple[int, int] | None:
 # --------------------------------------------------------------------------- the readers
 
 class _CSVReader(Reader):
-    """Common ``read``: parse, plan the columns, build raw scalars. Flavours override the hooks."""
+    """Common ``sniff`` and ``read``: parse, plan the columns, build raw scalars. Flavours override the hooks."""
+
+    #: Columns (normalised names) a flavour's files always have.
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def sniff(self, head: bytes, path: Path) -> float:
+        """0 unless the head is a headed table with a numeric column and the required columns; else
+        the flavour's :meth:`score`."""
+        h = sniff_head(head)
+        if h is None or h.fraction_well_formed() < 0.6 or h.numeric_columns() < 1 or \
+                not set(self.requires) <= set(h.norm):
+            return 0.0
+        return self.score(h, path)
+
+    def score(self, h: Head, path: Path) -> float:  # pragma: no cover - interface
+        """How sure this flavour is that a well-formed headed table ``h`` is its own."""
+        raise NotImplementedError
 
     def context_phase(self, column: str) -> str | None:
         """The phase the *format* gives a column's values when its name says none."""
@@ -245,20 +263,13 @@ class _CSVReader(Reader):
         return result
 
 
-def _head(head: bytes) -> Head | None:
-    h = sniff_head(head)
-    return h if h is not None and h.fraction_well_formed() >= 0.6 and h.numeric_columns() >= 1 else None
-
-
 @register
 class LightningCSVReader(_CSVReader):
     name = "lightning-csv"
     description = "PyTorch Lightning CSVLogger metrics.csv (sparse rows, step and epoch columns)"
+    requires = ("step", "epoch")
 
-    def sniff(self, head: bytes, path: Path) -> float:
-        h = _head(head)
-        if h is None or "step" not in h.header or "epoch" not in h.header:
-            return 0.0
+    def score(self, h: Head, path: Path) -> float:
         names = [x for x in h.header if x not in ("step", "epoch")]
         lightning_names = any(x.startswith("lr-") or x.endswith(("_step", "_epoch")) for x in names)
         if lightning_names or h.sparse():
@@ -271,9 +282,8 @@ class KerasCSVReader(_CSVReader):
     name = "keras-csv"
     description = "Keras CSVLogger file (epoch first, metrics and val_* columns, optional lr)"
 
-    def sniff(self, head: bytes, path: Path) -> float:
-        h = _head(head)
-        if h is None or h.norm[0] != "epoch" or len(h.header) < 2 or any("/" in x for x in h.header):
+    def score(self, h: Head, path: Path) -> float:
+        if h.norm[0] != "epoch" or len(h.header) < 2 or any("/" in x for x in h.header):
             return 0.0
         rest = list(h.header[1:])
         if any(x in names for x in h.norm[1:] for names in ROLE_NAMES.values()):
@@ -305,13 +315,11 @@ class UltralyticsCSVReader(_CSVReader):
     name = "ultralytics-csv"
     description = "Ultralytics YOLO results.csv (space-padded; train/*, val/*, metrics/*, lr/pg* columns)"
 
+    requires = ("epoch",)
     _MARKERS = ("train/box_loss", "train/obj_loss", "train/cls_loss", "train/seg_loss", "metrics/map50(b)",
                 "metrics/map_0.5", "metrics/map50-95(b)", "metrics/precision(b)", "metrics/precision")
 
-    def sniff(self, head: bytes, path: Path) -> float:
-        h = _head(head)
-        if h is None or "epoch" not in h.norm:
-            return 0.0
+    def score(self, h: Head, path: Path) -> float:
         low = {x.lower() for x in h.header}
         if low & set(self._MARKERS) or (any(x.startswith("metrics/") for x in low)
                                         and any(x.startswith("train/") for x in low)):
@@ -332,10 +340,7 @@ class GenericCSVReader(_CSVReader):
     name = "csv"
     description = "Any CSV/TSV of metrics with a header: wide (a column per metric) or long (step,name,value)"
 
-    def sniff(self, head: bytes, path: Path) -> float:
-        h = _head(head)
-        if h is None:
-            return 0.0
+    def score(self, h: Head, path: Path) -> float:
         if long_columns(list(h.header)) is not None:
             return 0.55
         ext = Path(path).suffix.lower() in (".csv", ".tsv", ".txt", ".log", ".dat")

@@ -387,9 +387,9 @@ def _assemble(path: Path, acc: _Acc) -> ReadResult:
     for ln, exc in acc.tracebacks:
         notes.append(f"traceback at line {ln}: {exc}")
     for ln in restart_lines:
-        notes.append(f"restart at line {ln}: the epoch/batch/step counter goes back")
+        notes.append(f"restart: a new run begins at line {ln} (the epoch/batch/step counter goes back after it)")
     res = ReadResult(source=str(path), format=TextLogReader.name, scalars=df, config=config,
-                     skipped=acc.skipped, notes=notes, config_where=where)
+                     skipped=acc.skipped, notes=notes, config_where=where, segment_starts=list(restart_lines))
     res.extra = {}
     return res
 

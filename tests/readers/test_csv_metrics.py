@@ -18,7 +18,7 @@ import pytest
 import collapse_nb
 from collapse_nb.errors import UnreadableFileError
 from collapse_nb.loading import sniff
-from collapse_nb.readers.base import get_reader
+from collapse_nb.readers.base import SkipLog, decode_text, get_reader
 
 
 # --------------------------------------------------------------------------- writers, as the real ones write
@@ -114,6 +114,74 @@ def test_lightning_sniffed_and_loaded(lightning_file: Path):
     assert run.epochs["val_loss"].tolist() == [0.25, 1.25, 2.25]
 
 
+def test_lightning_epochs_from_step_rows(lightning_file: Path):
+    """Per-step rows are averaged over the epoch; ``*_epoch`` beats ``*_step``; ``lr-Adam`` rows get an epoch."""
+    run = collapse_nb.load(lightning_file)
+    ep = run.epochs
+    assert ep["epoch"].tolist() == [0, 1, 2]
+    # train/loss is logged at two steps per epoch (no epoch-level column): the mean, not the last
+    assert ep["train_loss"].tolist() == [(1 / (e * 100 + 50) + 1 / (e * 100 + 100)) / 2 for e in range(3)]
+    # train_acc_step / train_acc_epoch: one name, the epoch column wins
+    assert ep["train_accuracy"].tolist() == [0.6, 0.7, 0.8]
+    assert not {"train_acc_step", "train_acc_epoch", "train_accuracy_step"} & set(ep.columns)
+    # lr-Adam rows have a step but no epoch: their epoch comes from the rows at the same steps
+    assert ep["lr"].tolist() == [0.001, 0.002, 0.003]
+    assert run.scalars.loc[run.scalars["raw_name"] == "lr-Adam", "epoch"].isna().all()  # scalars: as logged
+
+
+def write_lightning_step_epoch(path: Path, metric: str = "train_loss") -> tuple[Path, list[float], list[float]]:
+    """``self.log(metric, on_step=True, on_epoch=True)``: ``<metric>_step`` rows, ``<metric>_epoch`` at the end."""
+    rows, step_vals, epoch_vals = [], [], []
+    for epoch in range(2):
+        vals = [1.0 / (epoch + 1) + k / 8 for k in range(3)]
+        for k, v in enumerate(vals):
+            rows.append({f"{metric}_step": v, "epoch": epoch, "step": epoch * 30 + k * 10 + 9})
+        epoch_vals.append(0.3 + epoch)                      # Lightning's epoch value: over every batch
+        step_vals.append(sum(vals) / 3)
+        rows.append({f"{metric}_epoch": epoch_vals[-1], "val_loss": 2.0 - epoch, "epoch": epoch,
+                     "step": epoch * 30 + 29})
+    return write_lightning(path, rows), step_vals, epoch_vals
+
+
+def test_lightning_step_and_epoch_suffixes(tmp_path: Path):
+    p, _, epoch_vals = write_lightning_step_epoch(tmp_path / "metrics.csv")
+    run = collapse_nb.load(p)
+    s = run.scalars
+    for raw_name in ("train_loss_step", "train_loss_epoch"):
+        rows = s[s["raw_name"] == raw_name]
+        assert set(rows["name"]) == {"loss"} and set(rows["phase"]) == {"train"}
+    ep = run.epochs
+    assert ep["train_loss"].tolist() == epoch_vals          # the explicit epoch-level column
+    assert ep["val_loss"].tolist() == [2.0, 1.0]
+    assert not any(c.endswith(("_step", "_epoch")) for c in ep.columns)
+
+
+def test_lightning_unknown_metric_pair_and_step_names_kept(tmp_path: Path):
+    """An unknown metric loses its suffix only when the file has both halves of the pair."""
+    p, _, epoch_vals = write_lightning_step_epoch(tmp_path / "metrics.csv", "train_f1")
+    run = collapse_nb.load(p)
+    s = run.scalars
+    assert set(s.loc[s["raw_name"].isin(["train_f1_step", "train_f1_epoch"]), "name"]) == {"f1"}
+    assert run.epochs["train_f1"].tolist() == epoch_vals
+    p2 = write_lightning(tmp_path / "other.csv", [  # (a global_step column would be the step index)
+        {"optimizer_step_executed": 1, "effective_step_norm": 0.5, "custom_step": 2.0, "update_step": 3,
+         "epoch": 0, "step": 9}])
+    s2 = collapse_nb.load(p2).scalars
+    assert dict(zip(s2["raw_name"].astype(str), s2["name"].astype(str))) == {
+        "custom_step": "custom_step", "effective_step_norm": "effective_step_norm",
+        "optimizer_step_executed": "optimizer_step_executed", "update_step": "update_step"}
+
+
+def test_lightning_step_column_without_epoch_column_is_averaged(tmp_path: Path):
+    """``train_loss_step`` with no ``train_loss_epoch`` in the file: the epoch's value is the mean of its steps."""
+    p, step_vals, _ = write_lightning_step_epoch(tmp_path / "metrics.csv")
+    df = pd.read_csv(p).drop(columns="train_loss_epoch")
+    df.to_csv(p, index=False)
+    ep = collapse_nb.load(p).epochs
+    np.testing.assert_allclose(ep["train_loss"], step_vals, rtol=1e-15)
+    np.testing.assert_allclose(ep["train_loss"], df.groupby("epoch")["train_loss_step"].mean(), rtol=1e-15)
+
+
 # --------------------------------------------------------------------------- keras-csv
 
 KERAS_EPOCHS = [
@@ -190,6 +258,7 @@ def test_ultralytics_padded(tmp_path: Path):
     ep = run.epochs
     assert {"train_box_loss", "val_box_loss", "lr"} <= set(ep.columns)
     assert ep["lr"].tolist() == [0.070545, 0.040284]                   # the first param group
+    assert ep["lr_pg1"].tolist() == [0.0032727, 0.0063445]             # the others: lr_<group>
     assert ep["val_box_loss"].tolist() == [2.335, 2.2896]
 
 
@@ -199,6 +268,23 @@ def test_ultralytics_yolov5_header_sniffed(tmp_path: Path):
     p = write_ultralytics(tmp_path / "results.csv", keys, [[0.1] * 9, [0.05] * 9])
     assert sniff(p)[0].name == "ultralytics-csv"
     assert values_of(raw(p, "ultralytics-csv").scalars, "x/lr0") == [0.1, 0.05]
+
+
+def test_yolov5_lr_columns_are_param_groups(tmp_path: Path):
+    """YOLOv5 writes the param groups' learning rates as ``x/lr0``, ``x/lr1``, ``x/lr2``."""
+    keys = ["train/box_loss", "train/obj_loss", "metrics/precision", "metrics/mAP_0.5", "val/box_loss",
+            "x/lr0", "x/lr1", "x/lr2"]
+    p = write_ultralytics(tmp_path / "results.csv", keys, [[0.5, 0.4, 0.1, 0.2, 0.6, 0.07, 0.003, 0.002],
+                                                           [0.4, 0.3, 0.2, 0.3, 0.5, 0.04, 0.006, 0.005]])
+    run = collapse_nb.load(p)
+    lr = run.scalars[run.scalars["name"] == "lr"]
+    assert dict(zip(lr["raw_name"].astype(str), lr["param"].astype(str))) == \
+        {"x/lr0": "pg0", "x/lr1": "pg1", "x/lr2": "pg2"}
+    ep = run.epochs
+    assert ep["lr"].tolist() == [0.07, 0.04]
+    assert ep["lr_pg1"].tolist() == [0.003, 0.006] and ep["lr_pg2"].tolist() == [0.002, 0.005]
+    assert list(ep.columns).index("lr_pg1") == list(ep.columns).index("lr") + 1
+    assert not any(c.startswith("x_") for c in ep.columns)
 
 
 def test_ultralytics_new_style_time_is_a_metric(tmp_path: Path):
@@ -315,7 +401,28 @@ def test_generic_comments_bom_crlf_and_non_utf8(tmp_path: Path):
     assert r.scalars["line"].tolist() == [3, 4]
     assert r.skipped.count == 1 and r.skipped.by_reason["comment line"] == 1
     assert (1, "comment line", "") in r.skipped.examples
-    assert r.skipped.by_reason["non-UTF-8 bytes (replaced, line still read)"] == 1   # a note, not a loss
+    # the line with a non-UTF-8 byte is still read: a note, not a skip, so count == sum(by_reason)
+    assert r.skipped.count == sum(r.skipped.by_reason.values())
+    assert r.skipped.replaced == 1 and r.skipped.replaced_lines == [3]
+    assert any("non-UTF-8" in n and "line 3" in n for n in r.notes)
+    assert collapse_nb.load(p).meta["files"][0]["skipped"]["replaced"] == 1
+
+
+def test_non_utf8_lines_are_noted_not_skipped():
+    """decode_text: lines still read after replacing bad bytes are no skip, so count == sum(by_reason)."""
+    sk = SkipLog()
+    sk.add(1, "comment line")
+    text = decode_text(b"# c\ncaf\xe9,1\nok,2\n\xff\xfe,3\n", "x.csv", sk)
+    assert text.splitlines()[3] == "\ufffd\ufffd,3"
+    assert sk.count == sum(sk.by_reason.values()) == 1
+    assert sk.replaced == 2 and sk.replaced_lines == [2, 4]
+    assert sk.replaced_note() == "2 line(s) had non-UTF-8 bytes (replaced, still read) at line 2, 4"
+    assert sk.describe().startswith("1 not understood (comment line: 1) at line 1; 2 line(s) had non-UTF-8")
+    merged = SkipLog()
+    merged.merge(sk)
+    merged.merge(sk)
+    assert merged.count == 2 == sum(merged.by_reason.values()) and merged.replaced == 4
+    assert merged.as_dict()["replaced_lines"] == [2, 4, 2, 4]
 
 
 def test_generic_wall_time_numbers_dates_and_elapsed(tmp_path: Path):
@@ -478,11 +585,15 @@ def test_big_file_is_fast_and_exact(tmp_path: Path):
 
 # --------------------------------------------------------------------------- the real files
 
+def load_corpus(corpus, folder: str, name: str, fmt: str) -> collapse_nb.Run:
+    """Load one corpus file, checking that it was read as ``fmt`` with no line skipped."""
+    run = collapse_nb.load(corpus(folder, name))
+    assert run.meta["formats"] == [fmt] and run.meta["files"][0]["skipped"]["count"] == 0
+    return run
+
+
 def test_corpus_lightning_opal(corpus):
-    p = corpus("pl-opal", "metrics.csv")
-    run = collapse_nb.load(p)
-    assert run.meta["formats"] == ["lightning-csv"]
-    assert run.meta["files"][0]["skipped"]["count"] == 0
+    run = load_corpus(corpus, "pl-opal", "metrics.csv", "lightning-csv")
     s = run.scalars
     first = s.iloc[0]
     assert (first["raw_name"], first["name"], first["step"], first["value"]) == \
@@ -497,10 +608,24 @@ def test_corpus_lightning_opal(corpus):
     assert run.epochs["val_rmse_loss"].iloc[0] == 0.019856970821374123
 
 
+def test_corpus_lightning_opal_epochs_by_hand(corpus):
+    """train/nll_loss is logged every 50 steps: an epoch's value is the mean of its steps; the lr-Adam
+    rows (no epoch) are placed by their step and averaged too."""
+    p = corpus("pl-opal", "metrics.csv")
+    ep = load_corpus(corpus, "pl-opal", "metrics.csv", "lightning-csv").epochs.set_index("epoch")
+    df = pd.read_csv(p)
+    np.testing.assert_allclose(ep["train_loss"], df.groupby("epoch")["train/nll_loss"].mean(), rtol=1e-12)
+    assert ep["train_loss"].iloc[0] != df.loc[df["epoch"] == 0, "train/nll_loss"].dropna().iloc[-1]
+    np.testing.assert_array_equal(ep["val_rmse_loss"], df.groupby("epoch")["val/rmse_loss"].last())
+    epoch_of_step = df.dropna(subset=["epoch"]).groupby("step")["epoch"].min()
+    lr = df.dropna(subset=["lr-Adam"])
+    assert lr["step"].isin(epoch_of_step.index).all()      # every lr row's step is a step of some epoch
+    np.testing.assert_allclose(ep["lr"], lr.groupby(lr["step"].map(epoch_of_step))["lr-Adam"].mean(), rtol=1e-12)
+    assert ep["step"].tolist() == df.groupby("epoch")["step"].max().tolist()
+
+
 def test_corpus_keras_brats(corpus):
-    p = corpus("keras-brats", "training.log")
-    run = collapse_nb.load(p)
-    assert run.meta["formats"] == ["keras-csv"]
+    run = load_corpus(corpus, "keras-brats", "training.log", "keras-csv")
     ep = run.epochs
     assert len(ep) == 24 and ep["epoch"].iloc[0] == 0
     assert {"train_loss", "val_loss", "lr"} <= set(ep.columns)
@@ -512,9 +637,7 @@ def test_corpus_keras_brats(corpus):
 
 
 def test_corpus_yolo_fire(corpus):
-    p = corpus("yolo-fire-csv", "results.csv")
-    run = collapse_nb.load(p)
-    assert run.meta["formats"] == ["ultralytics-csv"]
+    run = load_corpus(corpus, "yolo-fire-csv", "results.csv", "ultralytics-csv")
     ep = run.epochs
     assert len(ep) == 25 and ep["epoch"].tolist()[:2] == [0, 1]
     assert {"train_box_loss", "val_box_loss", "lr"} <= set(ep.columns)
@@ -525,3 +648,8 @@ def test_corpus_yolo_fire(corpus):
     assert map50["value"].iloc[-1] == 0.85651 and (map50["phase"] == "val").all()
     pg2 = s[s["raw_name"] == "lr/pg2"]
     assert set(pg2["param"]) == {"pg2"} and pg2["value"].iloc[1] == 0.0063445
+    # lr is param group 0; the other groups are lr_pg1, lr_pg2, read by hand from the file
+    df = pd.read_csv(corpus("yolo-fire-csv", "results.csv"), skipinitialspace=True)
+    df.columns = [c.strip() for c in df.columns]
+    for col, raw_name in (("lr", "lr/pg0"), ("lr_pg1", "lr/pg1"), ("lr_pg2", "lr/pg2")):
+        assert ep[col].tolist() == df[raw_name].tolist()

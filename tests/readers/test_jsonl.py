@@ -149,8 +149,9 @@ def test_non_utf8_bytes_line_still_read(tmp_path):
     run = cnb.load(p)
     assert rows(run, "loss")["value"].tolist() == [1.5, 1.25]
     sk = run.meta["files"][0]["skipped"]
-    assert sk["count"] == 0 and sk["examples"][0]["line"] == 1
-    assert "non-UTF-8" in sk["examples"][0]["reason"]
+    assert sk["count"] == 0 == sum(sk["by_reason"].values())
+    assert sk["replaced"] == 1 and sk["replaced_lines"] == [1]
+    assert any("non-UTF-8" in n and "line 1" in n for n in run.meta["notes"])
 
 
 def test_huge_line_is_skipped_and_megabyte_line_parsed(tmp_path):

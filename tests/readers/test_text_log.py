@@ -260,7 +260,7 @@ def test_batch_counters_per_phase(tmp_path):
              ("VALIDATION", 0), ("VALIDATION", 1), ("TRAINING", 0)]
     p.write_text("".join(f"EPOCH 1 | BATCH {b}/9 | {m} MODE\nraw_loss: {i}\n" for i, (m, b) in enumerate(heads)))
     run = collapse_nb.load(p)
-    assert run.meta["restarts"] == [{"source": str(p), "line": 16, "segment": 1}]     # its first value
+    assert run.meta["restarts"] == [{"source": str(p), "line": 15, "segment": 1}]     # the header that restarts
     assert table(run, ["raw_loss"])[5] == ("raw_loss", 5.0, 0, "val", 1.0, 0, None)
 
 

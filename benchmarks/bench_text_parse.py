@@ -97,8 +97,21 @@ def collapse(path: str) -> dict:
 
 def _child(which: str, path: str) -> None:
     out = baseline(path) if which == "baseline" else collapse(path)
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
+
+
+def peak_rss_mb() -> float:
+    """This process's own high-water mark (VmHWM). ``ru_maxrss`` would not do: Linux carries the
+    parent's peak into a forked child, so a child would report at least the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(which: str, path: str) -> dict:

@@ -1,0 +1,50 @@
+"""Plots of a run's tables (matplotlib), for notebooks, widgets and the HTML report.
+
+>>> import collapse_nb as cnb
+>>> from collapse_nb import plots
+>>> run = cnb.load("data/example_run")                   # doctest: +SKIP
+>>> ax = plots.loss_curves(run)                          # doctest: +SKIP
+>>> html_img = plots.figure_to_base64_png(ax.figure)     # doctest: +SKIP
+
+Conventions:
+
+- Every plot function takes ``ax=None`` (draw into that axes, or into a new figure sized for
+  the data) and returns the axes it drew on; it never calls ``plt.show()`` and never closes
+  the figure (close it with ``plt.close(ax.figure)`` when done, as the report does).
+- Missing data: when the table or columns a plot needs are absent or empty, it raises
+  :class:`MissingDataError` (a ``ValueError``) naming them, before any figure is made. Use
+  :func:`draw_unavailable` to draw that message instead where a placeholder is wanted.
+  Each function's docstring has a "Requires" line.
+- Time axis: the logged step, or, where no step was logged, batches counted across epochs
+  (:class:`Timeline`); every plot of one run uses the same axis.
+- Parameter names are shortened from the middle keeping their tail (:func:`shorten_names`).
+- The numbers each plot draws come from :mod:`collapse_nb.plots._data` functions re-exported
+  here (``grad_flow_table``, ``grads_matrix``, ...), which need only pandas.
+- Importing this package does not import matplotlib (the tables above work without it); drawing
+  does, and says what to install when it is missing. The backend is never chosen here: scripts
+  and tests without a display set ``MPLBACKEND=Agg`` (or call ``matplotlib.use("Agg")``).
+"""
+from __future__ import annotations
+
+from ._common import (DEAD_COLOR, NOT_LOGGED_COLOR, PHASE_COLORS, common_prefix, draw_unavailable,
+                      figure_to_base64_png, figure_to_png_bytes, save_png, shorten_name, shorten_names)
+from ._data import (MissingDataError, Timeline, grad_flow_table, grads_matrix, grads_over_time, metric_over_time,
+                    outputs_over_time, param_norm_changes as param_norm_change_table, timeline, update_ratios,
+                    val_train_ratio_table)
+from .checkpoints import param_norm_changes
+from .curves import loss_curves, lr_curve, val_train_ratio
+from .gradients import gradient_flow, gradient_heatmap, update_ratio_heatmap
+from .outputs import output_std
+
+__all__ = [
+    # plots
+    "loss_curves", "lr_curve", "val_train_ratio", "output_std", "gradient_flow", "gradient_heatmap",
+    "update_ratio_heatmap", "param_norm_changes",
+    # export and placeholders
+    "figure_to_base64_png", "figure_to_png_bytes", "save_png", "draw_unavailable", "MissingDataError",
+    # names and colours
+    "shorten_name", "shorten_names", "common_prefix", "PHASE_COLORS", "DEAD_COLOR", "NOT_LOGGED_COLOR",
+    # the tables the plots draw (pandas only)
+    "Timeline", "timeline", "metric_over_time", "outputs_over_time", "grads_over_time", "grad_flow_table",
+    "grads_matrix", "update_ratios", "val_train_ratio_table", "param_norm_change_table",
+]

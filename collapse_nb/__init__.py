@@ -3,13 +3,17 @@
 >>> import collapse_nb as cnb
 >>> run = cnb.load("path/to/run_dir")          # doctest: +SKIP
 >>> run.scalars.head(); run.epochs; run.outputs; run.grads   # doctest: +SKIP
+>>> for f in cnb.diagnose(run): print(f)        # doctest: +SKIP
 """
+from .diagnose import diagnose, root_causes
 from .errors import (CollapseNBError, MissingPathError, NothingReadableError, UnknownFormatError,
                      UnreadableFileError)
+from .findings import Finding
 from .loading import formats, load
 from .run import Run
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "formats", "Run", "CollapseNBError", "MissingPathError", "NothingReadableError",
-           "UnknownFormatError", "UnreadableFileError", "__version__"]
+__all__ = ["load", "formats", "Run", "diagnose", "root_causes", "Finding", "CollapseNBError",
+           "MissingPathError", "NothingReadableError", "UnknownFormatError", "UnreadableFileError",
+           "__version__"]

@@ -1,0 +1,161 @@
+"""Chance-level loss: the loss sits where a model that learned nothing would be.
+
+Classification: a cross-entropy of ``ln K`` is what uniform predictions over K
+classes score. K comes from the configuration (``num_classes``, ``num_labels``,
+``n_classes``, ``nb_classes``, ``classes`` in ``run.meta["config_raw"]``); without
+it, a loss matching ``ln K`` for a K in 2..1000 counts only when an accuracy is
+also logged and sits at ``1/K``.
+
+Regression: predicting the batch mean scores a squared error equal to the target
+variance. When ``run.outputs`` has the target std of the batches whose loss is
+logged, the check computes ``loss / target_std**2`` (``1 - R^2`` for an MSE loss);
+near 1 means the model explains nothing beyond the mean. When the config names a
+loss that is not a squared error (``loss: mae``), this comparison is skipped.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..findings import Finding
+from ._base import Check, curve, fmt, loss_rows, main_segment, tail
+
+_K_KEYS = ("num_classes", "num_labels", "n_classes", "nb_classes", "classes", "n_class", "num_class", "nclass")
+
+
+@dataclass
+class ChanceLevelLoss(Check):
+    """Loss stuck at the chance level (ln K, or the target variance).
+
+    Thresholds
+    ----------
+    tolerance : float, default 0.05
+        Relative distance from ``ln K`` (or from a ``loss / var`` of 1) that counts as "at" it.
+    inferred_tolerance : float, default 0.02
+        Tighter, when K is inferred from the loss value (ln K values crowd together for large K).
+    accuracy_tolerance : float, default 0.5
+        An inferred K also needs the accuracy within this fraction of ``1/K``.
+    tail_frac : float, default 0.2
+        The last fraction of the logged train loss that is compared.
+    max_k : int, default 1000
+
+    Requires
+    --------
+    Train ``loss`` in ``run.scalars``; for classification a class count in the config or a logged
+    accuracy; for regression ``target_std`` in ``run.outputs`` at the batches whose loss is logged.
+    """
+
+    name = "chance_level_loss"
+    tolerance: float = 0.05
+    inferred_tolerance: float = 0.02
+    accuracy_tolerance: float = 0.5
+    tail_frac: float = 0.2
+    max_k: int = 1000
+
+    def __call__(self, run) -> list[Finding]:
+        c = curve(run, "train")
+        c = c[np.isfinite(c["value"].astype("float64"))] if len(c) else c
+        if c.empty:
+            return self.skip("no train loss")
+        end = float(np.mean(tail(c["value"].to_numpy(dtype="float64"), self.tail_frac)))
+        out = self._regression(run)
+        if out is not None:
+            return out
+        k, how = self._classes(run)
+        acc = self._accuracy(run)
+        if k is None:
+            if acc is None or end <= 0:
+                return self.skip("no class count in the config, no accuracy logged, and no target std in "
+                                 "run.outputs to compare the loss with")
+            k = int(round(math.exp(end)))
+            if not 2 <= k <= self.max_k or abs(end - math.log(k)) / math.log(k) > self.inferred_tolerance:
+                return []
+            if abs(acc - 1 / k) > self.accuracy_tolerance / k:
+                return []
+            how = f"inferred: loss {fmt(end)} = ln {k} and accuracy {fmt(acc)} = 1/{k}"
+        chance = math.log(k)
+        dist = abs(end - chance) / chance
+        details = {"k": k, "k_from": how, "chance_loss": chance, "loss_end": end, "distance": dist,
+                   "accuracy_end": acc}
+        if dist > self.tolerance:
+            return [] if end > chance else [self.finding(
+                "loss_below_chance", "ok", f"Loss below chance level (ln {k} = {fmt(chance)})",
+                summary=f"The train loss ends at {fmt(end)}, below the {fmt(chance)} of uniform guessing over {k} "
+                        f"classes.", details=details)]
+        summary = (f"The train loss ends at {fmt(end)}, {dist:.1%} from ln {k} = {fmt(chance)}: the loss of predicting "
+                   f"all {k} classes with equal probability ({how})."
+                   + (f" The accuracy, {fmt(acc)}, is at chance too." if acc is not None and abs(acc - 1 / k) < 0.5 / k
+                      else ""))
+        return [self.finding("chance_level_loss", "critical", f"Loss stuck at chance level: ln {k} = {fmt(chance)}",
+                             summary=summary, evidence=c[["where", "value"]].tail(20).reset_index(drop=True),
+                             actions=self._actions(), details=details, score=1 - dist)]
+
+    def _regression(self, run) -> list[Finding] | None:
+        o = run.outputs
+        if o.empty or o["target_std"].isna().all():
+            return None
+        loss_name = str(run.config.get("loss") or "").lower()
+        if loss_name and not any(w in loss_name for w in ("mse", "l2", "squared")):
+            return None         # the target-variance level only holds for a squared error
+        loss = main_segment(loss_rows(run, "train"))
+        keys = ["segment", "epoch", "batch", "step"]
+        loss = loss[loss["batch"].notna() | loss["step"].notna()]
+        tgt = o[(o["phase"] == "train") | o["phase"].isna()].dropna(subset=["target_std"])
+        if loss.empty or tgt.empty:
+            return None
+        j = loss[keys + ["value"]].merge(tgt[keys + ["target_std"]], on=keys, how="inner")
+        j = j[(j["target_std"] > 0) & np.isfinite(j["value"])]
+        if len(j) < 3:
+            return None
+        j = j.assign(loss_over_var=j["value"] / j["target_std"] ** 2)
+        q = float(np.median(tail(j["loss_over_var"].to_numpy(dtype="float64"), self.tail_frac, 3)))
+        details = {"loss_over_var": q, "r2_if_mse": 1 - q, "batches": len(j)}
+        if q < 1 - self.tolerance * 3:
+            return [self.finding("loss_below_target_variance", "ok",
+                                 f"Loss below the target variance (loss/var = {q:.2f})",
+                                 summary=f"In the last logged batches the loss is {q:.2f} of the target variance: the "
+                                         f"model explains about {1 - q:.0%} of it (if the loss is MSE).",
+                                 details=details)]
+        ev = j[["epoch", "batch", "step", "value", "target_std", "loss_over_var"]].tail(20).reset_index(drop=True)
+        summary = (f"In the last logged batches the train loss is {q:.2f}x the target variance (median of loss / "
+                   f"target_std^2 over {len(ev)} batches): for a mean-squared error that is what predicting the batch "
+                   f"mean scores (R^2 ~ {1 - q:.2f}). The model has learned little beyond the mean.")
+        return [self.finding("chance_level_loss", "warning", f"Loss at the level of predicting the mean "
+                             f"(loss/var = {q:.2f})", summary=summary, evidence=ev, actions=self._actions(),
+                             details=details, score=float(min(q, 2.0)))]
+
+    @staticmethod
+    def _classes(run) -> tuple[int | None, str]:
+        raw = run.meta.get("config_raw", {}) if hasattr(run, "meta") else {}
+        for src, cfg in (raw.items() if isinstance(raw, dict) else []):
+            for key, v in (cfg.items() if isinstance(cfg, dict) else []):
+                leaf = str(key).rsplit(".", 1)[-1].lower()
+                if leaf in _K_KEYS:
+                    try:
+                        k = int(v)
+                    except (TypeError, ValueError):
+                        continue
+                    if k >= 2:
+                        return k, f"{key} = {k} in {src}"
+        return None, ""
+
+    @staticmethod
+    def _accuracy(run) -> float | None:
+        s = run.scalars
+        acc = s[(s["name"] == "accuracy") & s["param"].isna()]
+        if acc.empty:
+            return None
+        acc = acc[acc["phase"] == "train"] if (acc["phase"] == "train").any() else acc
+        v = float(np.mean(tail(pd.to_numeric(acc["value"]).dropna().to_numpy(dtype="float64"), 0.2)))
+        return v / 100 if acc["value"].max() > 1.0 else v
+
+    @staticmethod
+    def _actions() -> list[str]:
+        return ["Check that labels/targets line up with the inputs (a shuffled label array gives exactly this).",
+                "Check the output layer receives gradient and the loss receives logits (not probabilities or an "
+                "argmax), with the right class count.",
+                "Overfit a single batch: if the loss cannot leave the chance level there, the bug is in the model or "
+                "the loss, not the data."]

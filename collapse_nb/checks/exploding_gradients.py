@@ -1,0 +1,138 @@
+"""Exploding gradients: non-finite or huge gradient norms, spikes, or gradients growing towards the input.
+
+Rules:
+
+1. non-finite (SageMaker Debugger ``ExplodingTensor``, which flags NaN and inf values, and
+   AUTOTRAINER's ``nan_gradient``): any NaN/inf gradient norm, total or per layer -> ``critical``,
+   with the first step it appeared.
+2. absolute: a norm above ``threshold`` (1e8) -> ``critical``. SageMaker's rule has no magnitude
+   bound; 1e8 is this project's deliberately loose bound (far above anything a clipped or healthy
+   run logs).
+3. spikes: total norm above ``spike_factor`` (100) times the run's median, after the first
+   ``warmup_fraction`` (5%) of steps -> ``warning``.
+4. first/last (AUTOTRAINER ``beta_3`` = 70): the first weight matrix's gradient norm more than 70
+   times the last one's at more than ``min_step_fraction`` of the steps -> ``warning``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..findings import Finding
+from ._base import Check, add_where, fmt, main_segment, order
+from ._grads import first_last_ratio, total_grad_norm
+
+
+@dataclass
+class ExplodingGradients(Check):
+    """NaN/inf or enormous gradients.
+
+    Thresholds
+    ----------
+    threshold : float, default 1e8
+        Absolute bound on any gradient norm (this project's choice; see the module docstring).
+    spike_factor : float, default 100
+        A total norm this many times the median is a spike.
+    warmup_fraction : float, default 0.05
+        Spikes in this first fraction of the steps are not counted (early steps are large).
+    first_last_ratio : float, default 70
+        AUTOTRAINER ``beta_3``: first-layer / last-layer gradient norm above this is explosive.
+    min_step_fraction : float, default 0.5
+        Fraction of steps the first/last rule must hold at.
+
+    Requires
+    --------
+    A total ``grad_norm`` in ``run.scalars`` or per-parameter ``run.grads``.
+    """
+
+    name = "exploding_gradients"
+    threshold: float = 1e8
+    spike_factor: float = 100.0
+    warmup_fraction: float = 0.05
+    first_last_ratio: float = 70.0
+    min_step_fraction: float = 0.5
+
+    def __call__(self, run) -> list[Finding]:
+        total, how = total_grad_norm(run)
+        g = run.grads
+        has_params = not g.empty and g["grad_norm"].notna().any()
+        if total.empty and not has_params:
+            return self.skip("no gradient norms (total grad_norm or per-parameter run.grads)")
+        problems, evidence, severity = [], [], "warning"
+        details: dict = {"total_from": how}
+        rows = self._all_norms(run)
+        vals = rows["value"].to_numpy(dtype="float64")
+        bad = ~np.isfinite(vals)
+        if bad.any():
+            severity = "critical"
+            first = _shown(rows[bad], 1).iloc[0]
+            details.update(nonfinite=int(bad.sum()), first_nonfinite=first["where"])
+            params = rows.loc[bad, "param"].dropna().unique().tolist()
+            problems.append(f"{int(bad.sum())} gradient norm(s) are NaN/inf, first at {first['where']}"
+                            + (f" ({first['param']})" if isinstance(first["param"], str) else "")
+                            + (f"; layers: {', '.join(params[:5])}" if params else ""))
+            evidence.append(_shown(rows[bad]).assign(rule="non-finite"))
+        huge = np.isfinite(vals) & (vals > self.threshold)
+        if huge.any():
+            severity = "critical"
+            details["max"] = float(vals[np.isfinite(vals)].max())
+            problems.append(f"{int(huge.sum())} gradient norm(s) above {fmt(self.threshold)} "
+                            f"(max {fmt(details['max'])})")
+            evidence.append(_shown(rows[huge]).assign(rule="above threshold"))
+        tv = total["value"].to_numpy(dtype="float64") if len(total) else np.array([])
+        fin = np.isfinite(tv)
+        if fin.sum() >= 10:
+            med = float(np.median(tv[fin]))
+            details.update(total_median=med, total_max=float(tv[fin].max()))
+            skip = int(np.ceil(len(tv) * self.warmup_fraction))
+            spike = fin & (tv > self.spike_factor * med) & (np.arange(len(tv)) >= skip)
+            if spike.any() and med > 0:
+                details["spikes"] = int(spike.sum())
+                top = total[spike].iloc[int(np.argmax(tv[spike]))]["where"]
+                problems.append(f"{int(spike.sum())} spike(s) of the total norm above {self.spike_factor:g}x its "
+                                f"median {fmt(med)} (largest {fmt(tv[spike].max())} at {top})")
+                evidence.append(total.loc[spike, ["where", "value"]].assign(rule="spike").head(50))
+        fl = first_last_ratio(run)
+        if len(fl):
+            hit = fl["rate"] > self.first_last_ratio
+            details.update(first_last_median=float(fl["rate"].median()), first_last_fraction=float(hit.mean()))
+            if hit.mean() > self.min_step_fraction:
+                problems.append(f"the first layer {fl['first'].iloc[0]} gets {fmt(fl['rate'].median())}x the gradient "
+                                f"of the last ({fl['last'].iloc[0]}) at {hit.mean():.0%} of steps (AUTOTRAINER: > "
+                                f"{self.first_last_ratio:g})")
+                evidence.append(fl.loc[hit, ["where", "first_norm", "last_norm", "rate"]]
+                                .assign(rule="first/last").head(50))
+        if not problems:
+            n = int(np.isfinite(vals).sum())
+            top = fmt(np.nanmax(vals)) if n else "n/a"
+            return [self.finding("gradients_finite", "ok", "Gradients are finite and bounded",
+                                 summary=f"All {n} logged gradient norms are finite; the largest is {top}.",
+                                 details={**details, "n": n})]
+        actions = ["Clip gradients (torch.nn.utils.clip_grad_norm_, max_norm=1.0) and log the pre-clip norm.",
+                   "Lower the learning rate or lengthen warmup; check for a division by a near-zero value "
+                   "(normalisation of an empty batch, log of 0) in the loss.",
+                   "With mixed precision, check the loss scaler (inf gradients should skip the step)."]
+        ev = pd.concat(evidence, ignore_index=True)
+        return [self.finding("exploding_gradients", severity, "Exploding gradients: " + problems[0].split(";")[0],
+                             summary="Gradients explode: " + "; ".join(problems) + ".", evidence=ev, actions=actions,
+                             details=details, score=float(details.get("nonfinite", 0) + len(problems)))]
+
+    @staticmethod
+    def _all_norms(run) -> pd.DataFrame:
+        """Every logged gradient norm (total and per parameter, NaN/inf kept) in time order: ``where`` is
+        filled in only for the rows a finding shows (see :meth:`_shown`)."""
+        sc = run.scalars
+        rows = order(main_segment(sc[sc["name"] == "grad_norm"]))
+        cols = ["segment", "epoch", "batch", "step", "value", "param"]
+        if rows.empty:
+            return pd.DataFrame(columns=cols)
+        rows = rows[cols].assign(value=rows["value"].astype("float64"),
+                                 param=rows["param"].astype(object).where(rows["param"].notna(), None))
+        return rows.reset_index(drop=True)
+
+
+def _shown(rows: pd.DataFrame, n: int = 50) -> pd.DataFrame:
+    """The first ``n`` rows with their ``where``, as evidence."""
+    return add_where(rows.head(n))[["where", "param", "value"]]

@@ -1,0 +1,77 @@
+"""Loss divergence: the training loss climbs far above the minimum it had reached.
+
+The train loss, as a rolling statistic over windows of ``end_frac`` of the points
+(the median per step, at least 3 points, to look through batch noise and single
+spikes; the mean per epoch), ends ``factor`` times above its lowest window.
+NaN/inf values are left to ``nonfinite_loss``;
+losses that can be negative (minimum <= 0, e.g. an ELBO) are not judged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..findings import Finding
+from ._base import Check, curve, fmt
+
+
+@dataclass
+class LossDivergence(Check):
+    """Train loss rising by a large factor from its minimum.
+
+    Thresholds
+    ----------
+    factor : float, default 3
+        End-of-run loss / minimum above this is a ``warning`` (no published default; 3x is well
+        beyond the noise of a smoothed curve).
+    critical_factor : float, default 10
+        Above this, ``critical``.
+    end_frac : float, default 0.1
+        Window length as a fraction of the points; the "end" is the last window.
+    min_points : int, default 5
+
+    Requires
+    --------
+    Train loss values in ``run.scalars``.
+    """
+
+    name = "loss_divergence"
+    factor: float = 3.0
+    critical_factor: float = 10.0
+    end_frac: float = 0.1
+    min_points: int = 5
+
+    def __call__(self, run) -> list[Finding]:
+        c = curve(run, "train")
+        c = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True) if len(c) else c
+        if len(c) < self.min_points:
+            return self.skip(f"{len(c)} finite train loss points (need {self.min_points})")
+        y = c["value"].to_numpy(dtype="float64")
+        per_step = c["level"].iloc[0] == "step"
+        m = max(3 if per_step else 1, int(np.ceil(len(y) * self.end_frac)))
+        if len(y) < 2 * m:
+            return []
+        roll = pd.Series(y).rolling(m, min_periods=m)
+        ys = (roll.median() if per_step else roll.mean()).to_numpy()
+        i_min = int(np.nanargmin(ys))
+        lo, end = float(ys[i_min]), float(ys[-1])
+        if lo <= 0:
+            return []
+        ratio = end / lo
+        details = {"min": lo, "min_where": c["where"].iloc[i_min], "end": end, "factor": ratio,
+                   "end_where": c["where"].iloc[-1], "window": m}
+        if ratio <= self.factor or i_min >= len(ys) - m:
+            return []
+        severity = "critical" if ratio > self.critical_factor else "warning"
+        ev = c[["where", "value"]].assign(smoothed=ys).iloc[i_min:].reset_index(drop=True)
+        summary = (f"The train loss reached {fmt(lo)} at {details['min_where']} and then rose to {fmt(end)} by "
+                   f"{details['end_where']}, {ratio:.1f}x its minimum: training is diverging.")
+        actions = ["Lower the learning rate (or check the schedule did not jump up: see lr_schedule_mismatch).",
+                   "Add or tighten gradient clipping; look for gradient spikes before the rise (exploding_gradients).",
+                   "Check the data order: a shard of corrupt or differently scaled samples late in the run also "
+                   "does this."]
+        return [self.finding("loss_divergence", severity, f"Train loss diverging: {ratio:.1f}x above its minimum",
+                             summary=summary, evidence=ev.head(200), actions=actions, details=details,
+                             score=float(np.log10(ratio)))]

@@ -1,0 +1,112 @@
+"""Loss plateau: the training loss stopped improving.
+
+Over the last ``window_frac`` of the logged training loss (per epoch when there
+are 3+ epochs of it, else per step), the relative improvement from the start of
+the window to its end is below ``min_improvement``. The change over the window is
+the Theil-Sen trend (the median of the pairwise slopes, robust to batch noise and
+to single spikes) times the window's length, relative to the window's median.
+A plateau after the loss already fell a lot is convergence (``info``); a plateau
+near the starting value is a stuck run (``warning``), like the seed report's
+"train loss flat at ~0.98 over 8 epochs"; a window whose trend rises by more than
+10% after the loss had fallen is reported as "rising again" (``info``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..findings import Finding
+from ._base import Check, curve, fmt
+
+
+@dataclass
+class LossPlateau(Check):
+    """Train loss not improving over the last part of the run.
+
+    Thresholds
+    ----------
+    window_frac : float, default 0.5
+        The window: this last fraction of the logged points (SageMaker Debugger's
+        ``LossNotDecreasing`` compares the loss ``num_steps`` = 10 saved steps apart; a fraction
+        adapts to runs logged per epoch or per iteration).
+    min_improvement : float, default 0.01
+        Relative improvement over the window below this (1%) is a plateau.
+    stuck_improvement : float, default 0.3
+        If the loss fell less than this (30%) from its start over the whole run, the plateau is
+        a ``warning`` ("stuck"); otherwise ``info`` ("levelled off", likely converged).
+    min_points : int, default 5
+        Fewer logged points than this: not checked.
+
+    Requires
+    --------
+    Train loss values in ``run.scalars`` (``loss`` with phase ``train`` or none).
+    """
+
+    name = "loss_plateau"
+    window_frac: float = 0.5
+    min_improvement: float = 0.01
+    stuck_improvement: float = 0.3
+    min_points: int = 5
+
+    def __call__(self, run) -> list[Finding]:
+        c = curve(run, "train")
+        c = c[np.isfinite(c["value"].astype("float64"))] if len(c) else c
+        if len(c) < self.min_points:
+            return self.skip(f"{len(c)} finite train loss points (need {self.min_points})")
+        y = c["value"].to_numpy(dtype="float64")
+        per_step = c["level"].iloc[0] == "step"
+        n = len(y)
+        k = max(3, int(np.ceil(n * self.window_frac)))
+        s = n - k
+        win = y[s:]
+        slope = theil_sen(win)
+        level = float(np.median(win))
+        improvement = -slope * (k - 1) / abs(level) if level else 0.0
+        w_start, w_end = level - slope * (k - 1) / 2, level + slope * (k - 1) / 2
+        first = y[:max(3 if per_step else 1, int(np.ceil(n / 10)))]
+        start = float(np.median(first) if per_step else np.mean(first))
+        overall = (start - w_end) / abs(start) if start else 0.0
+        unit = "epochs" if c["level"].iloc[0] == "epoch" else "logged steps"
+        ev = c[["where", "value"]].iloc[s:].assign(trend=w_start + slope * np.arange(k)).reset_index(drop=True)
+        details = {"window_points": k, "unit": unit, "window_start": w_start, "window_end": w_end,
+                   "improvement": improvement, "overall_improvement": overall, "start": start, "slope": slope,
+                   "window_from": c["where"].iloc[s], "to": c["where"].iloc[-1]}
+        if improvement >= self.min_improvement:
+            return [self.finding("loss_decreasing", "ok", "Train loss is still decreasing",
+                                 summary=f"Over the last {k} {unit} ({details['window_from']} to {details['to']}) the "
+                                         f"train loss fell {improvement:.1%} ({fmt(w_start)} -> {fmt(w_end)}).",
+                                 details=details, score=improvement)]
+        stuck = overall < self.stuck_improvement
+        rising = improvement < -0.1
+        state = "stuck" if stuck else "rising again" if rising else "levelled off"
+        details["state"] = state
+        change = (f"rose {-improvement:.1%}" if improvement < 0 else f"fell only {improvement:.1%}")
+        summary = (f"Over the last {k} {unit} ({details['window_from']} to {details['to']}) the train loss {change} "
+                   f"({fmt(w_start)} -> {fmt(w_end)}, Theil-Sen trend). Over the whole run it fell {overall:.0%} from "
+                   f"{fmt(start)}"
+                   + (": the run is stuck near where it started." if stuck else
+                      ": it learned early on but has not improved since (batch noise, harder batches late in the "
+                      "run, or a learning rate too high for this stage)." if rising else
+                      ": it has levelled off after learning (converged, or the learning rate is now too small)."))
+        actions = (["Check what the other findings say first: dead parameters, collapsed outputs or a wrong "
+                    "learning-rate schedule all show up as a flat loss.",
+                    "Try a larger learning rate (or shorter warmup) on a small subset; a model that cannot overfit "
+                    "a few batches has a bug, not a tuning problem.",
+                    "Check the loss is computed on the right targets and is not dominated by an auxiliary term."]
+                   if stuck else
+                   ["If validation still improves, the run has converged; otherwise decay the learning rate later "
+                    "or train a larger model."])
+        return [self.finding("loss_plateau", "warning" if stuck else "info",
+                             f"Train loss {state}: {change} over the last {k} {unit}",
+                             summary=summary, evidence=ev, actions=actions, details=details,
+                             score=float(1 - overall))]
+
+
+def theil_sen(y: np.ndarray, max_points: int = 400) -> float:
+    """Median of the pairwise slopes of ``y`` against its index (at most ``max_points``, evenly subsampled)."""
+    n = len(y)
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_points)).round().astype(int))
+    x, v = idx.astype("float64"), y[idx]
+    i, j = np.triu_indices(len(x), k=1)
+    return float(np.median((v[j] - v[i]) / (x[j] - x[i]))) if len(i) else 0.0

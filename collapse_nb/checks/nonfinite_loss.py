@@ -1,0 +1,89 @@
+"""Non-finite loss: NaN or inf in any logged loss, with where it first appeared.
+
+Also AUTOTRAINER's ``nan_loss`` companion rule: a loss at or above ``huge`` (1e5) counts
+as blown up. Every metric whose canonical name is ``loss`` or ends in ``loss``
+(``box_loss``, ``gen_loss``...) is looked at, in every phase and segment.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..findings import Finding
+from ._base import Check, add_where, fmt, order
+
+
+@dataclass
+class NonfiniteLoss(Check):
+    """NaN/inf (or astronomically large) loss values.
+
+    Thresholds
+    ----------
+    huge : float, default 1e5
+        AUTOTRAINER (``loss_issue``) treats a validation loss >= 1e5 like NaN; here any loss at or
+        above it is a ``warning`` (NaN/inf are ``critical``).
+
+    Requires
+    --------
+    Loss values in ``run.scalars`` (names ``loss`` or ``*loss``).
+    """
+
+    name = "nonfinite_loss"
+    huge: float = 1e5
+
+    def __call__(self, run) -> list[Finding]:
+        s = run.scalars
+        names = s["name"].astype(str)
+        mask = (names == "loss") | names.str.endswith("loss")
+        mask &= ~names.isin(["running_loss", "accumulated_loss"]) & s["param"].isna()
+        rows = s[mask]
+        if rows.empty:
+            return self.skip("no loss values in run.scalars")
+        v = rows["value"].to_numpy(dtype="float64")
+        nan, inf = np.isnan(v), np.isinf(v)
+        huge = np.isfinite(v) & (np.abs(v) >= self.huge)
+        if not (nan | inf | huge).any():
+            return [self.finding("loss_finite", "ok", "Loss is finite throughout",
+                                 summary=f"All {len(v):,} logged loss values ({rows['name'].astype(str).nunique()} "
+                                         f"series) are finite and below {fmt(self.huge)}.",
+                                 details={"n": int(len(v))})]
+        bad = add_where(order(rows[nan | inf | huge]))
+        bad = bad.assign(kind=np.where(np.isnan(bad["value"]), "NaN",
+                                       np.where(np.isinf(bad["value"]), "inf", "huge")))
+        first = bad.iloc[0]
+        phase = first["phase"] if isinstance(first["phase"], str) else "unphased"
+        nonfinite = int((nan | inf).sum())
+        last_good = self._last_good(rows, first, self.huge)
+        details = {"nonfinite": nonfinite, "nan": int(nan.sum()), "inf": int(inf.sum()), "huge": int(huge.sum()),
+                   "first_where": first["where"], "first_name": str(first["name"]), "first_phase": phase,
+                   "first_line": None if pd.isna(first["line"]) else int(first["line"]),
+                   "first_source": str(first["source"]), "last_finite_before": last_good}
+        severity = "critical" if nonfinite else "warning"
+        what = f"{first['kind']} {phase} {first['name']}"
+        became = first["kind"] if first["kind"] != "huge" else fmt(first["value"])
+        summary = (f"The {phase} {first['name']} became {became} "
+                   f"at {first['where']} ({first['source']}, line {details['first_line']}); "
+                   f"{nonfinite} NaN/inf and {int(huge.sum())} value(s) >= {fmt(self.huge)} in all."
+                   + (f" The last finite value before it was {fmt(last_good)}." if last_good is not None else ""))
+        actions = ["Find the first bad step and replay it: log the inputs, the logits and the loss terms there "
+                   "(torch.autograd.set_detect_anomaly(True) names the op).",
+                   "Look for log(0), division by zero or sqrt of a negative in the loss; clamp or add an epsilon.",
+                   "Lower the learning rate, add warmup and gradient clipping; with fp16, use a loss scaler or bf16."]
+        cols = [c for c in ("where", "phase", "name", "value", "kind", "source", "line") if c in bad.columns]
+        return [self.finding("nonfinite_loss", severity, f"Loss became {what.split(' ')[0]} at {first['where']}",
+                             summary=summary, evidence=bad[cols].head(100), actions=actions, details=details,
+                             score=float(nonfinite + 0.5 * int(huge.sum())))]
+
+    @staticmethod
+    def _last_good(rows: pd.DataFrame, first, huge: float) -> float | None:
+        same = rows[(rows["name"] == first["name"]) & (rows["phase"].astype(object) == first["phase"])
+                    if isinstance(first["phase"], str) else (rows["name"] == first["name"])]
+        same = order(same)
+        v = same["value"].to_numpy(dtype="float64")
+        bad = ~np.isfinite(v) | (np.abs(v) >= huge)
+        idx = np.flatnonzero(bad)
+        if not len(idx) or idx[0] == 0:
+            return None
+        return float(v[idx[0] - 1])

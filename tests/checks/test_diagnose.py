@@ -1,0 +1,125 @@
+"""diagnose(): thresholds, selection, a failing check, the order of findings; root_causes()."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pytest
+
+from collapse_nb.checks import CHECKS, DEFAULT_CHECKS, Check, VarianceCollapse, default_checks
+from collapse_nb.diagnose import diagnose, root_causes
+from collapse_nb.findings import SEVERITIES, Finding
+from collapse_nb.run import Run
+from collapse_nb.tables import normalise_raw
+from tests.checks import by_code, load, write_config, write_jsonl
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A short run with a NaN loss (critical), a configured lr and no gradients (several not_checked)."""
+    rows = [{"step": s, "train/loss": 2.0 / (s + 1), "val/loss": 2.2 / (s + 1), "lr": 1e-3} for s in range(10)]
+    rows[7]["train/loss"] = float("nan")
+    write_jsonl(tmp_path / "log.jsonl", rows)
+    write_config(tmp_path, learning_rate=1e-3)
+    return load(tmp_path)
+
+
+def test_registry():
+    assert len(CHECKS) == len(DEFAULT_CHECKS) >= 14
+    assert all(isinstance(c, Check) and c.name for c in default_checks())
+    assert {"variance_collapse", "dead_parameters", "vanishing_gradients", "exploding_gradients", "nonfinite_loss",
+            "loss_plateau", "loss_divergence", "overfitting", "val_below_train", "chance_level_loss",
+            "lr_schedule_mismatch", "update_ratio", "clipping_saturated"} <= set(CHECKS)
+
+
+def test_findings_come_sorted(run):
+    fs = diagnose(run)
+    ranks = [SEVERITIES.index(f.severity) for f in fs]
+    assert ranks == sorted(ranks)
+    assert fs[0].code == "nonfinite_loss" and fs[0].severity == "critical"
+    assert {f.check for f in fs if f.code == "not_checked"} >= {"variance_collapse", "dead_parameters"}
+
+
+def test_thresholds_three_ways(run):
+    def ratio_threshold(fs):
+        return by_code(fs, "lr_schedule_ok").details["thresholds"]["fit_tolerance"]
+
+    assert ratio_threshold(diagnose(run, lr_schedule_mismatch__fit_tolerance=0.2)) == 0.2
+    assert ratio_threshold(diagnose(run, lr_schedule_mismatch={"fit_tolerance": 0.3})) == 0.3
+    assert ratio_threshold(diagnose(run, thresholds={"lr_schedule_mismatch": {"fit_tolerance": 0.4}})) == 0.4
+
+
+def test_bad_arguments_are_named(run):
+    with pytest.raises(ValueError, match="unknown check 'varience_collapse' in thresholds; known checks: "
+                                         "chance_level_loss"):
+        diagnose(run, varience_collapse__critical_ratio=0.1)
+    with pytest.raises(ValueError, match="unknown threshold\\(s\\) for variance_collapse: critcal_ratio; allowed: "
+                                         "critical_ratio"):
+        diagnose(run, variance_collapse__critcal_ratio=0.1)
+    with pytest.raises(ValueError, match="thresholds given for check\\(s\\) not being run: loss_plateau"):
+        diagnose(run, checks=["variance_collapse"], loss_plateau__window_frac=0.2)
+    with pytest.raises(TypeError, match="unexpected keyword verbose=True"):
+        diagnose(run, verbose=True)
+    with pytest.raises(ValueError, match="unknown check 'nope'"):
+        diagnose(run, checks=["nope"])
+
+
+def test_select_checks_by_name_class_or_instance(run):
+    fs = diagnose(run, checks=["nonfinite_loss", VarianceCollapse, VarianceCollapse(critical_ratio=0.01)])
+    assert {f.check for f in fs} == {"nonfinite_loss", "variance_collapse"}
+
+
+@dataclass
+class Broken(Check):
+    name = "broken"
+
+    def __call__(self, run):
+        raise ZeroDivisionError("division by zero")
+
+
+@dataclass
+class WrongType(Check):
+    name = "wrong_type"
+
+    def __call__(self, run):
+        return "not a list"
+
+
+def test_a_failing_check_becomes_info_and_others_still_run(run):
+    fs = diagnose(run, checks=[Broken(), WrongType(), "nonfinite_loss"])
+    failed = [f for f in fs if f.code == "check_failed"]
+    assert {f.check for f in failed} == {"broken", "wrong_type"}
+    assert all(f.severity == "info" for f in failed)
+    assert "ZeroDivisionError: division by zero" in failed[0].title + failed[1].title
+    assert by_code(fs, "nonfinite_loss").severity == "critical"
+
+
+def test_root_causes_rules():
+    collapse = Finding("variance_collapse", "critical", "c")
+    head = Finding("tiny_output_head", "warning", "h")
+    lr = Finding("lr_schedule_mismatch", "warning", "l")
+    dead = Finding("dead_parameters", "warning", "d", details={"head_dead": False})
+    rc = root_causes([collapse, lr, dead, head, Finding("loss_finite", "ok", "ok")])
+    assert list(rc["code"]) == ["tiny_output_head", "dead_parameters", "lr_schedule_mismatch", "variance_collapse"]
+    assert rc["share"].iloc[0] == pytest.approx(0.9)
+    assert "a low learning rate" in rc.set_index("code").loc["lr_schedule_mismatch", "reasoning"] or \
+        "slows learning" in rc.set_index("code").loc["lr_schedule_mismatch", "reasoning"]
+    dead_head = Finding("dead_parameters", "critical", "d", details={"head_dead": True})
+    assert root_causes([collapse, dead_head]).set_index("code").loc["dead_parameters", "share"] == pytest.approx(0.9)
+    empty = root_causes([Finding("loss_finite", "ok", "ok")])
+    assert empty.empty and list(empty.columns)[:3] == ["rank", "code", "severity"]
+
+
+def test_root_causes_val_below_train_explains_itself():
+    f = Finding("val_below_train", "warning", "v", details={"causes": [
+        {"cause": "gradient_accumulation", "score": 0.95, "text": "summed over 3 micro-batches"}]})
+    rc = root_causes([f])
+    assert rc["share"].iloc[0] == pytest.approx(0.95) and rc["role"].iloc[0] == "both"
+    assert "summed over 3 micro-batches" in rc["reasoning"].iloc[0]
+
+
+def test_an_empty_run_is_not_checked_by_every_check():
+    empty = Run(scalars=normalise_raw(pd.DataFrame({"raw_name": pd.Series([], dtype=object),
+                                                    "value": pd.Series([], dtype=float)}), "none"))
+    fs = diagnose(empty)
+    assert {f.code for f in fs} == {"not_checked"} and len(fs) == len(CHECKS)

@@ -1,0 +1,133 @@
+"""nonfinite_loss, loss_plateau, loss_divergence, overfitting on written logs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from collapse_nb.checks import LossDivergence, LossPlateau, NonfiniteLoss, Overfitting
+from tests.checks import load, write_jsonl, write_keras_csv
+
+
+def _steps(tmp_path, train, val=None, n=None):
+    n = n or 50
+    rows = []
+    for s in range(n):
+        r = {"iter": s * 10, "train/loss": train(s)}
+        if val is not None:
+            r["val/loss"] = val(s)
+        rows.append(r)
+    write_jsonl(tmp_path / "log.jsonl", rows)
+    return load(tmp_path)
+
+
+def _epochs(tmp_path, train, val=None):
+    rows = [{"epoch": i, "loss": t, **({"val_loss": val[i]} if val is not None else {})} for i, t in enumerate(train)]
+    write_keras_csv(tmp_path / "training.log", rows)
+    return load(tmp_path)
+
+
+# ----------------------------------------------------------------------------- nonfinite
+
+def test_nan_loss_first_step_and_last_finite(tmp_path):
+    run = _steps(tmp_path, lambda s: math.nan if s >= 31 else (math.inf if s == 30 else 2.0 - s / 100))
+    [f] = NonfiniteLoss()(run)
+    assert (f.code, f.severity) == ("nonfinite_loss", "critical")
+    d = f.details
+    assert d["first_where"] == "step 300" and d["inf"] == 1 and d["nan"] == 19
+    assert d["last_finite_before"] == pytest.approx(1.71) and d["first_phase"] == "train"
+    assert d["first_line"] == 31 and d["first_source"].endswith("log.jsonl")
+    assert f.title == "Loss became inf at step 300"
+
+
+def test_huge_val_loss_is_warning(tmp_path):
+    [f] = NonfiniteLoss()(_steps(tmp_path, lambda s: 1.0, val=lambda s: 2e5 if s == 40 else 1.0))
+    assert f.severity == "warning" and f.details["huge"] == 1 and f.details["first_phase"] == "val"
+
+
+def test_finite_loss_ok(tmp_path):
+    [f] = NonfiniteLoss()(_steps(tmp_path, lambda s: 1.0))
+    assert (f.code, f.severity, f.details["n"]) == ("loss_finite", "ok", 50)
+
+
+# ----------------------------------------------------------------------------- plateau
+
+def test_stuck_loss_is_a_plateau_warning(tmp_path):
+    rng = np.random.default_rng(1)
+    # the seed report: 1.09 then flat at ~0.98, with batch noise
+    run = _steps(tmp_path, lambda s: (1.09 if s == 0 else 0.98) + 0.05 * rng.standard_normal(), n=80)
+    [f] = LossPlateau()(run)
+    assert (f.code, f.severity) == ("loss_plateau", "warning")
+    assert abs(f.details["improvement"]) < 0.01 + 0.02 and f.details["overall_improvement"] < 0.3
+    assert "stuck near where it started" in f.summary
+
+
+def test_converged_loss_is_info(tmp_path):
+    [f] = LossPlateau()(_epochs(tmp_path, [2.0, 1.0, 0.5, 0.3, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]))
+    assert (f.code, f.severity) == ("loss_plateau", "info") and f.details["unit"] == "epochs"
+    assert f.details["overall_improvement"] == pytest.approx(0.9)
+
+
+def test_rising_again_after_learning_is_info(tmp_path):
+    [f] = LossPlateau()(_epochs(tmp_path, [3.0, 1.0, 0.5, 0.4, 0.45, 0.5, 0.55, 0.6]))
+    assert (f.severity, f.details["state"]) == ("info", "rising again") and "rising again" in f.title
+
+
+def test_decreasing_loss_ok(tmp_path):
+    [f] = LossPlateau()(_steps(tmp_path, lambda s: 3.0 * 0.97 ** s))
+    assert (f.code, f.severity) == ("loss_decreasing", "ok") and f.details["improvement"] > 0.3
+
+
+def test_too_short_is_info(tmp_path):
+    [f] = LossPlateau()(_steps(tmp_path, lambda s: 1.0, n=3))
+    assert f.code == "not_checked"
+
+
+# ----------------------------------------------------------------------------- divergence
+
+def test_divergence(tmp_path):
+    run = _steps(tmp_path, lambda s: 2.0 - s * 0.03 if s < 30 else 1.1 + (s - 30) * 0.5, n=50)   # min 1.1, ends ~10
+    [f] = LossDivergence()(run)
+    assert f.code == "loss_divergence" and f.severity in ("warning", "critical")
+    assert f.details["factor"] > 3 and f.details["min_where"] == "step 300"
+
+
+def test_single_spike_is_not_divergence(tmp_path):
+    assert LossDivergence()(_steps(tmp_path, lambda s: 50.0 if s == 45 else 1.0 - s / 100)) == []
+
+
+def test_divergence_per_epoch_critical(tmp_path):
+    [f] = LossDivergence()(_epochs(tmp_path, [1.0, 0.5, 0.4, 0.5, 2.0, 8.0]))
+    assert f.severity == "critical" and f.details["factor"] == pytest.approx(20.0)
+
+
+# ----------------------------------------------------------------------------- overfitting
+
+def test_overfitting_per_epoch(tmp_path):
+    train = [2.0, 1.5, 1.0, 0.7, 0.5, 0.35, 0.25]
+    val = [2.1, 1.7, 1.4, 1.45, 1.6, 1.75, 1.9]
+    [f] = Overfitting()(_epochs(tmp_path, train, val))
+    assert (f.code, f.severity) == ("overfitting", "warning")
+    d = f.details
+    assert d["val_min"] == 1.4 and d["val_min_where"] == "epoch 2"
+    assert d["rise"] == pytest.approx((1.825 - 1.4) / 1.4)
+    assert d["consecutive_train_down_val_up"] == 4
+    assert "Keep the checkpoint from epoch 2" in f.actions[0]
+
+
+def test_overfitting_by_iteration_is_critical(tmp_path):
+    run = _steps(tmp_path, lambda s: 3.0 * 0.9 ** s, val=lambda s: 3.0 - s * 0.2 if s < 5 else 2.0 + (s - 5) * 0.2,
+                 n=20)
+    [f] = Overfitting()(run)
+    assert f.severity == "critical" and f.details["val_min_where"] == "step 50"
+
+
+def test_healthy_train_val_ok(tmp_path):
+    [f] = Overfitting()(_epochs(tmp_path, [2.0, 1.5, 1.2, 1.0, 0.9], [2.1, 1.6, 1.3, 1.1, 1.0]))
+    assert (f.code, f.severity) == ("no_overfitting", "ok")
+
+
+def test_no_val_is_info(tmp_path):
+    [f] = Overfitting()(_steps(tmp_path, lambda s: 1.0))
+    assert f.code == "not_checked"

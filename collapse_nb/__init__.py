@@ -6,6 +6,7 @@
 >>> for f in cnb.diagnose(run): print(f)        # doctest: +SKIP
 """
 from .diagnose import diagnose, root_causes
+from .diff import diff
 from .errors import (CollapseNBError, MissingPathError, NothingReadableError, UnknownFormatError,
                      UnreadableFileError)
 from .findings import Finding
@@ -14,6 +15,6 @@ from .run import Run
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "formats", "Run", "diagnose", "root_causes", "Finding", "CollapseNBError",
+__all__ = ["load", "formats", "Run", "diagnose", "root_causes", "diff", "Finding", "CollapseNBError",
            "MissingPathError", "NothingReadableError", "UnknownFormatError", "UnreadableFileError",
            "__version__"]

@@ -8,4 +8,5 @@ from . import chainer_log  # noqa: F401
 from . import hf_trainer_state  # noqa: F401
 from . import csv_metrics, config_file  # noqa: F401
 from . import tb_events  # noqa: F401
+from . import capture_log  # noqa: F401
 from . import torch_checkpoint, safetensors_file  # noqa: F401

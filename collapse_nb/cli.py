@@ -60,6 +60,37 @@ def cmd_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_zoo(args: argparse.Namespace) -> int:
+    try:
+        from . import zoo
+    except ImportError as exc:
+        print(f"collapse-nb: error: the zoo needs torch ({exc}); pip install torch tensorboard", file=sys.stderr)
+        return 2
+    names = list(args.names)
+    if not names:
+        for name, desc in zoo.scenarios().items():
+            print(f"{name:30} {desc}")
+        return 0
+    if "all" in names:
+        names = list(zoo.scenarios())
+    unknown = [n for n in names if n not in zoo.scenarios()]
+    if unknown:
+        print(f"collapse-nb: error: unknown scenario(s) {', '.join(unknown)}; scenarios are: "
+              f"{', '.join(zoo.scenarios())}, all", file=sys.stderr)
+        return 2
+    if not args.out:
+        print("collapse-nb: error: --out DIR is needed to generate a scenario", file=sys.stderr)
+        return 2
+    import time
+
+    out = Path(args.out)
+    for name in names:
+        t = time.perf_counter()
+        run_dir = zoo.generate(name, out if len(names) == 1 else out / name, seed=args.seed)
+        print(f"{name}: wrote {run_dir} in {time.perf_counter() - t:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="collapse-nb", description="Find out why a training run failed.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -70,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_parse)
     f = sub.add_parser("formats", help="list the formats collapse_nb reads")
     f.set_defaults(func=cmd_formats)
+    z = sub.add_parser("zoo", help="list, or train and write, seeded runs with injected faults (needs torch)")
+    z.add_argument("names", nargs="*", metavar="NAME",
+                   help="scenarios to generate, or `all` (none: list the scenarios)")
+    z.add_argument("--out", help="run directory for one NAME; for several, DIR/<NAME> for each")
+    z.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same seed logs the same numbers")
+    z.set_defaults(func=cmd_zoo)
+    from .report.cli_commands import add_subcommands as add_report_commands
+    add_report_commands(sub)        # report, diagnose
     return ap
 
 

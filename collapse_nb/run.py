@@ -43,13 +43,52 @@ class Run:
 
     @cached_property
     def outputs(self) -> pd.DataFrame:
-        """One row per logged batch of prediction/target statistics, with ``std_ratio`` = pred/target std."""
-        return tables.build_outputs(self.scalars)
+        """One row per logged batch of prediction/target statistics, with ``std_ratio`` = pred/target std.
+
+        When several files log them (a text log and a capture log of the same run), the one with
+        the most logged steps is used; ``meta["table_sources"]["outputs"]`` says which and what was
+        left out, and :meth:`outputs_from` gives any source's rows.
+        """
+        return self._one_source(tables.build_outputs(self.scalars), "outputs")
 
     @cached_property
     def grads(self) -> pd.DataFrame:
-        """One row per parameter per logged step: ``grad_norm, weight_norm, update_norm`` (nullable)."""
-        return tables.build_grads(self.scalars)
+        """One row per parameter per logged step: ``grad_norm, weight_norm, update_norm`` (nullable).
+
+        One source, chosen as for :attr:`outputs` (the same norms logged by a text log, a capture log
+        and TensorBoard histograms would otherwise be counted three times).
+        """
+        return self._one_source(tables.build_grads(self.scalars), "grads")
+
+    def grads_from(self, source: str | None = None) -> pd.DataFrame:
+        """``grads`` rows of every source (``source=None``) or of one."""
+        df = tables.build_grads(self.scalars)
+        return df if source is None else df[df["source"] == source].reset_index(drop=True)
+
+    def outputs_from(self, source: str | None = None) -> pd.DataFrame:
+        """``outputs`` rows of every source (``source=None``) or of one."""
+        df = tables.build_outputs(self.scalars)
+        return df if source is None else df[df["source"] == source].reset_index(drop=True)
+
+    def _one_source(self, df: pd.DataFrame, table: str) -> pd.DataFrame:
+        if df.empty or "source" not in df.columns:
+            return df
+        when = [c for c in ("segment", "epoch", "batch", "step") if c in df.columns]
+        points = df[["source", *when]].drop_duplicates()["source"].astype(str).value_counts()
+        if len(points) <= 1:
+            return df
+        rows = df["source"].astype(str).value_counts()
+        # most logged time points first; ties go to the file with more rows, then to the name
+        best = sorted(points.index, key=lambda s: (-points[s], -rows[s], s))[0]
+        self.meta.setdefault("table_sources", {})[table] = {
+            "used": best, "time_points": int(points[best]),
+            "left_out": {s: {"rows": int(rows[s]), "time_points": int(points[s])} for s in points.index if s != best},
+        }
+        keep = df["source"].astype(str) == best
+        out = df[keep].reset_index(drop=True)
+        if isinstance(out["source"].dtype, pd.CategoricalDtype):
+            out["source"] = out["source"].cat.remove_unused_categories()
+        return out
 
     @property
     def params(self) -> pd.DataFrame:

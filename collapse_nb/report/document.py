@@ -1,0 +1,818 @@
+"""The report as a format-neutral document: sections of paragraphs, lists, tables and figures.
+
+:func:`build_document` turns a run, its findings, their ranked root causes and the rendered
+figures into a :class:`Document`; :mod:`.markdown` and :mod:`.html` only lay it out. Every
+text here is *plain text* (log text included, unescaped): escaping is the renderers' job.
+
+Sections, in order (their ``id``): ``run`` (what was analysed), ``verdict``, ``findings`` (the
+status table: broken / suspicious / working, notes apart), ``suspects`` (root causes ranked,
+with the reasoning), ``problems`` (each problem finding with its summary, evidence and actions),
+``actions`` (deduplicated, most useful first), ``not-wrong`` (what works), ``healthy``
+(healthy bands from the checks' thresholds next to this run's numbers), ``plots`` and
+``appendix`` (files, lines not understood, notes, configuration, thresholds).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Union
+
+import numpy as np
+import pandas as pd
+
+from ..checks import CHECKS
+from ..checks._base import fmt, one_in
+from ..diagnose import EXPLAINS, SYMPTOMS
+from ..findings import CHECK_FAILED, NOT_CHECKED, Finding, is_problem
+
+#: Finding severity -> the status word a reader sees.
+STATUS = {"critical": "broken", "warning": "suspicious", "ok": "working", "info": "info"}
+#: Evidence tables show at most this many rows, then "... N more rows".
+EVIDENCE_ROWS = 12
+#: Lines-not-understood examples listed per file in the appendix.
+SKIPPED_ROWS = 20
+#: Longest cell text before it is cut with "…".
+CELL_CHARS = 200
+
+#: Symptom codes in words (for the verdict and the suspects).
+SYMPTOM_WORDS = {
+    "variance_collapse": "the collapsed predictions",
+    "loss_plateau": "the flat loss",
+    "chance_level_loss": "the chance-level loss",
+    "loss_divergence": "the diverging loss",
+    "nonfinite_loss": "the NaN/inf loss",
+    "overfitting": "the overfitting",
+    "val_below_train": "the validation loss below the training loss",
+}
+
+
+# ----------------------------------------------------------------------------- the model
+
+@dataclass
+class Badge:
+    """A status word shown as a coloured badge (HTML) or a marked word (Markdown)."""
+
+    status: str     # broken / suspicious / working / info / not checked / check failed / healthy / ...
+
+
+Cell = Union[str, Badge]
+
+
+@dataclass
+class Paragraph:
+    text: str
+    lead: str = ""          # shown bold before the text
+
+
+@dataclass
+class BulletList:
+    items: list[str]
+    ordered: bool = False
+    leads: list[str] = field(default_factory=list)     # optional bold lead per item
+
+
+@dataclass
+class Table:
+    columns: list[str]
+    rows: list[list[Cell]]
+    more_rows: int = 0          # rows left out ("... N more rows")
+    caption: str = ""
+
+
+@dataclass
+class KeyValues:
+    items: list[tuple[str, str]]
+
+
+@dataclass
+class FigureBlock:
+    key: str
+    title: str
+    caption: str
+    png_base64: str
+
+
+@dataclass
+class Note:
+    """A muted one-line remark (a plot left out, a table trimmed)."""
+
+    text: str
+
+
+@dataclass
+class Subsection:
+    title: str
+    blocks: list[Any]
+    anchor: str = ""
+    badge: str = ""
+
+
+Block = Union[Paragraph, BulletList, Table, KeyValues, FigureBlock, Note, Subsection]
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    blocks: list[Any]
+
+
+@dataclass
+class Document:
+    title: str
+    status: str                 # broken / suspicious / healthy / inconclusive / not judged
+    verdict: str
+    sections: list[Section]
+    generator: str = ""
+
+    def section(self, id: str) -> Section:
+        for s in self.sections:
+            if s.id == id:
+                return s
+        raise KeyError(f"no section {id!r}; sections: {', '.join(s.id for s in self.sections)}")
+
+    def figures(self) -> list[FigureBlock]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, FigureBlock)]
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+def status_of(f: Finding) -> str:
+    if f.code == NOT_CHECKED:
+        return "not checked"
+    if f.code == CHECK_FAILED:
+        return "check failed"
+    return STATUS[f.severity]
+
+
+def cell_text(v: Any, digits: int = 4) -> str:
+    """One table cell as text: numbers with ``digits`` significant digits, missing values empty."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return fmt(int(v))
+    if isinstance(v, (float, np.floating)):
+        return fmt(float(v), digits) if not math.isnan(float(v)) else ""
+    if isinstance(v, (list, tuple, set)):
+        return ", ".join(cell_text(x) for x in v)
+    try:
+        if pd.isna(v):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return cut(str(v))
+
+
+def cut(text: str, n: int = CELL_CHARS) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def frame_table(df: pd.DataFrame, max_rows: int = EVIDENCE_ROWS, caption: str = "",
+                fold_constant: bool = False) -> Table:
+    """A DataFrame as a :class:`Table` of at most ``max_rows`` rows (the rest counted in ``more_rows``).
+
+    ``fold_constant``: in a wide table (5+ columns, 3+ rows), a column with the same value in every row
+    of text (not numbers) is left out and named in the caption instead (``all rows: source = grads``).
+    """
+    if df is None or df.empty:
+        return Table(columns=[], rows=[], caption=caption)
+    if fold_constant and df.shape[1] >= 5 and len(df) >= 3:
+        same = [c for c in df.columns if df[c].astype(object).nunique(dropna=False) == 1
+                and all(isinstance(v, str) for v in df[c].head(1))]
+        same = same[: df.shape[1] - 2]
+        if same:
+            text = ", ".join(f"{c} = {cell_text(df[c].iloc[0]) or 'empty'}" for c in same)
+            caption = f"{caption}; all rows: {text}" if caption else f"All rows: {text}"
+            df = df.drop(columns=same)
+    shown = df.head(max_rows)
+    rows = [[cell_text(v) for v in r] for r in shown.astype(object).itertuples(index=False, name=None)]
+    return Table(columns=[str(c) for c in df.columns], rows=rows, more_rows=max(0, len(df) - len(shown)),
+                 caption=caption)
+
+
+def anchor(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
+
+
+def _first_lower(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else text + "."
+
+
+def _pct(x: float) -> str:
+    return f"{x:.0%}"
+
+
+def _rule_key(f: Finding) -> str:
+    if f.code == "dead_parameters" and f.details.get("head_dead"):
+        return "dead_output_head"
+    return f.code
+
+
+def _why(cause: Finding, symptom: str) -> str:
+    """Why ``cause`` explains ``symptom``, in words (diagnose.EXPLAINS, or the check's own top cause)."""
+    if cause.code == "val_below_train" and symptom == "val_below_train":
+        top = (cause.details.get("causes") or [{}])[0]
+        return str(top.get("text", "")).rstrip(".")
+    rule = EXPLAINS.get(_rule_key(cause), {}).get(symptom)
+    return rule[1] if rule else ""
+
+
+# ----------------------------------------------------------------------------- the builder
+
+def build_document(run: Any, findings: list[Finding], causes: pd.DataFrame, figures: Iterable[Any] = (),
+                   generator: str = "") -> Document:
+    """The report of ``run`` as a :class:`Document` (see the module docstring for its sections).
+
+    ``causes`` is :func:`collapse_nb.diagnose.root_causes` of ``findings``; ``figures`` are
+    :class:`collapse_nb.report.figures.RenderedFigure` (drawn, or with the reason they are not).
+    """
+    status, verdict = make_verdict(findings, causes)
+    sections = [
+        Section("run", "What was analysed", run_identification(run, findings)),
+        Section("verdict", "Verdict", [Paragraph(verdict, lead=status.capitalize() + ".")]),
+        Section("findings", "Findings", findings_overview(findings)),
+        Section("suspects", "Suspects (root causes, ranked)", suspects(findings, causes)),
+        Section("problems", "Problems in detail", problem_details(findings)),
+        Section("actions", "What to do", actions_section(findings, causes)),
+        Section("not-wrong", "What's NOT wrong", not_wrong(findings)),
+        Section("healthy", "Healthy training vs this run", healthy_comparison(findings)),
+        Section("plots", "Plots", plot_blocks(figures)),
+        Section("appendix", "Appendix: what was read", appendix(run, findings)),
+    ]
+    return Document(title=f"Training run report: {run_name(run)}", status=status, verdict=verdict,
+                    sections=sections, generator=generator)
+
+
+# ----------------------------------------------------------------------------- run identification
+
+def _sources(run: Any) -> list[str]:
+    return [str(f["source"]) for f in run.meta.get("files", [])]
+
+
+def _common_dir(paths: list[str]) -> Path | None:
+    if not paths:
+        return None
+    parents = [Path(p).parent for p in paths]
+    common = parents[0]
+    while any(common not in (p, *p.parents) for p in parents):
+        if common == common.parent:
+            return None
+        common = common.parent
+    return common
+
+
+def run_name(run: Any) -> str:
+    """The run's name: its folder when several files were read, else the file's name."""
+    src = _sources(run)
+    if len(src) == 1:
+        return Path(src[0]).name
+    d = _common_dir(src)
+    return d.name if d is not None and d.name else (Path(src[0]).name if src else "run")
+
+
+def short_source(run: Any, source: str) -> str:
+    """A file name relative to the run's common folder (the full path when there is one file)."""
+    src = _sources(run)
+    d = _common_dir(src)
+    if len(src) > 1 and d is not None:
+        try:
+            return str(Path(source).relative_to(d))
+        except ValueError:
+            pass
+    return str(source)
+
+
+def _span(values: pd.Series) -> str:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return ""
+    lo, hi = float(v.min()), float(v.max())
+    return fmt(lo) if lo == hi else f"{fmt(lo)}-{fmt(hi)}"
+
+
+def run_identification(run: Any, findings: list[Finding]) -> list[Any]:
+    s = run.scalars
+    items: list[tuple[str, str]] = []
+    files = run.meta.get("files", [])
+    if len(files) <= 5:
+        items.append(("Files", "; ".join(f"{short_source(run, f['source'])} ({f['format']}, {f['rows']:,} values)"
+                                        for f in files) or "none"))
+    else:
+        per: dict[str, list[dict]] = {}
+        for f in files:
+            per.setdefault(f["format"], []).append(f)
+        items.append(("Files", f"{len(files)} files (listed in the appendix): " + "; ".join(
+            (f"{short_source(run, fs[0]['source'])}" if len(fs) == 1 else f"{len(fs)} files")
+            + f" ({fmt_name}, {sum(x['rows'] for x in fs):,} values)" for fmt_name, fs in per.items())))
+    if len(files) > 1:
+        d = _common_dir(_sources(run))
+        if d is not None:
+            items.append(("Folder", str(d)))
+    items.append(("Formats", ", ".join(run.meta.get("formats", [])) or "none"))
+    names = sorted(s["name"].dropna().astype(str).unique()) if len(s) else []
+    shown = ", ".join(names[:15]) + (f" and {len(names) - 15} more" if len(names) > 15 else "")
+    items.append(("Logged values", f"{len(s):,} ({len(names)} metric(s): {shown})" if len(s) else "none"))
+    extent = []
+    if len(s) and s["epoch"].notna().any():
+        extent.append(f"epochs {_span(s['epoch'])}")
+    if len(s) and s["step"].notna().any():
+        extent.append(f"steps {_span(s['step'])}")
+    if len(s) and s["batch"].notna().any():
+        extent.append(f"{s.dropna(subset=['batch'])[['segment', 'epoch', 'batch']].drop_duplicates().shape[0]:,} "
+                      f"logged batches")
+    if extent:
+        items.append(("Extent", ", ".join(extent)))
+    tables = [f"epochs {len(run.epochs):,} rows", f"outputs {len(run.outputs):,} rows"]
+    g = run.grads
+    tables.append(f"grads {len(g):,} rows" + (f" ({g['param'].nunique():,} parameters)" if len(g) else ""))
+    tables += [f"{k} {len(v):,} rows" for k, v in run.extra.items()]
+    items.append(("Tables", ", ".join(tables)))
+    restarts = run.meta.get("restarts", [])
+    segments = int(s["segment"].nunique()) if len(s) and s["segment"].notna().any() else 1
+    if restarts:
+        where = "; ".join(f"segment {r['segment']} at line {r['line']} of {short_source(run, r['source'])}"
+                          for r in restarts[:5]) + (f" and {len(restarts) - 5} more" if len(restarts) > 5 else "")
+        items.append(("Segments", f"{segments} (restarted {len(restarts)} time(s): {where}); the checks judge the "
+                                  f"segment with the most data"))
+    else:
+        items.append(("Segments", f"{segments} (no restart found)"))
+    cfg = run.config
+    items.append(("Configuration", ", ".join(f"{k}={cell_text(v)}" for k, v in sorted(cfg.items()))
+                  if cfg else "none found (no config file, and no settings in the logs)"))
+    n_checks = len({f.check for f in findings if f.check})
+    items.append(("Checks", f"{len(findings)} finding(s) from {n_checks} check(s)"))
+    return [KeyValues(items)]
+
+
+# ----------------------------------------------------------------------------- verdict
+
+def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, str]:
+    """``(status, paragraph)``: the run's status word and one paragraph naming the numbers."""
+    probs = [f for f in findings if is_problem(f)]
+    skipped = [f for f in findings if f.code == NOT_CHECKED]
+    failed = [f for f in findings if f.code == CHECK_FAILED]
+    notes = [f for f in findings if f.severity == "info" and f.code not in (NOT_CHECKED, CHECK_FAILED)]
+    oks = [f for f in findings if f.severity == "ok"]
+    tail = ""
+    if skipped:
+        tail += (f" {len(skipped)} of {len({f.check for f in findings})} checks could not run for lack of data "
+                 f"({', '.join(f.check for f in skipped)}).")
+    if failed:
+        tail += f" {len(failed)} check(s) failed with an error ({', '.join(f.check for f in failed)})."
+    if not probs:
+        if not oks and not notes:
+            return "not judged", ("Nothing could be judged: no check found the data it needs." + tail).strip()
+        text = f"No problem found: {len(oks)} check(s) passed."
+        if notes:
+            text += " Worth knowing: " + "; ".join(_first_lower(f.title) for f in notes[:3]) + "."
+        if len(skipped) + len(failed) > len(oks):
+            return "inconclusive", (text + tail + " Too little was logged to call the run healthy: log what the "
+                                    "checks that did not run need (the notes under Findings say what).")
+        return "healthy", text + tail
+    status = "broken" if any(f.severity == "critical" for f in probs) else "suspicious"
+    by_code = {f.code: f for f in findings}
+    symptoms = [f for f in probs if f.code in SYMPTOMS]
+    if not symptoms and "val_below_train" in by_code and by_code["val_below_train"].severity == "info":
+        symptoms = [by_code["val_below_train"]]
+    parts: list[str] = []
+    if symptoms:
+        parts.append("; ".join(f"{_first_lower(f.title)} ({f.severity})" for f in symptoms).capitalize() + ".")
+    else:
+        parts.append("No failure symptom (collapsed outputs, a flat, diverging or NaN loss, overfitting, a "
+                     "validation/training gap) was seen, but: "
+                     + "; ".join(f"{_first_lower(f.title)} ({f.severity})" for f in probs[:3]) + ".")
+    explained: set[str] = set()
+    n_cause = 0
+    also: list[str] = []
+    for row in causes.itertuples(index=False):
+        f = by_code.get(row.code)
+        if f is None or row.share <= 0:
+            continue
+        covered = [c for c in str(row.explains).split(", ") if c]
+        explained |= set(covered)
+        if row.role == "both" and row.code == "val_below_train":
+            top = (f.details.get("causes") or [{}])[0]
+            label, text = top.get("label", ""), str(top.get("text", "")).rstrip(".")
+            if top.get("cause") in ("gradient_accumulation", "reduction_sum"):
+                parts.append(f"The validation/training gap is a bookkeeping error in the reported training loss, "
+                             f"not a modelling problem: {text}.")
+            else:
+                parts.append(f"The validation/training gap is most likely {label}: {text}.")
+            continue
+        if row.role == "symptom":
+            follows = [SYMPTOM_WORDS.get(c, c) for c in covered if c != row.code]
+            if follows:
+                verb = "follows" if len(follows) == 1 else "follow"
+                parts.append(f"{' and '.join(follows).capitalize()} {verb} from "
+                             f"{SYMPTOM_WORDS.get(row.code, row.code)}.")
+            continue
+        if row.role != "cause" or n_cause >= 3:
+            continue
+        symptom = covered[0] if covered else ""
+        why = _why(f, symptom)
+        if n_cause == 0:
+            what = f" of {SYMPTOM_WORDS[symptom]}" if symptom in SYMPTOM_WORDS else ""
+            lead = f"Most likely cause{what}" if row.share >= 0.5 else \
+                f"Strongest suspect{' for ' + SYMPTOM_WORDS[symptom] if symptom in SYMPTOM_WORDS else ''}, " \
+                f"explaining only part of it"
+            parts.append(f"{lead}: {_first_lower(f.title)} ({_pct(row.share)} of the observed failure)"
+                         + (f": {why}" if why else "") + ".")
+        else:
+            also.append(f"{_first_lower(f.title)} ({_pct(row.share)})")
+        n_cause += 1
+    if also:
+        parts.append("Also contributing: " + "; ".join(also) + ".")
+    unexplained = [f for f in symptoms if f.code not in explained]
+    if unexplained:
+        parts.append("Nothing else in the logs explains " + ", ".join(SYMPTOM_WORDS.get(f.code, f.code)
+                                                                     for f in unexplained) + ".")
+    return status, " ".join(parts) + tail
+
+
+# ----------------------------------------------------------------------------- findings, suspects, details
+
+def findings_overview(findings: list[Finding]) -> list[Any]:
+    main = [f for f in findings if f.severity != "info"]
+    info = [f for f in findings if f.severity == "info"]
+    blocks: list[Any] = []
+    if main:
+        blocks.append(Table(["Status", "Finding", "Check"],
+                            [[Badge(status_of(f)), f.title, f.check] for f in main]))
+    else:
+        blocks.append(Paragraph("No check reached a conclusion (see the notes below)."))
+    counts = {s: sum(status_of(f) == s for f in findings) for s in ("broken", "suspicious", "working")}
+    blocks.append(Note(", ".join(f"{n} {s}" for s, n in counts.items())
+                       + f", {len(info)} note(s) and checks that could not run."))
+    if info:
+        rows: list[list[Cell]] = []
+        for f in info:
+            if f.code == NOT_CHECKED:
+                what = f"Not run: {f.details.get('missing') or 'the run lacks the data it needs'}."
+            elif f.code == CHECK_FAILED:
+                what = f"The check raised {f.details.get('error', '')}; the other checks ran."
+            else:
+                what = f"{_sentence(f.title)} {f.summary}".strip()
+            rows.append([Badge(status_of(f)), f.check, what])
+        blocks.append(Subsection("Notes and checks that could not run",
+                                 [Table(["Status", "Check", "Details"], rows)], anchor="notes"))
+    return blocks
+
+
+def _role_words(role: str) -> str:
+    return {"cause": "likely cause", "symptom": "symptom", "both": "symptom with its own cause"}.get(role, role)
+
+
+def _reasoning_words(text: str) -> str:
+    def repl(m: re.Match) -> str:
+        return f"explains {SYMPTOM_WORDS.get(m.group(1), m.group(1))} (weight {m.group(2)})"
+    return re.sub(r"explains (\w+) \((\d+%)\)", repl, str(text))
+
+
+def suspects(findings: list[Finding], causes: pd.DataFrame) -> list[Any]:
+    if causes is None or causes.empty:
+        return [Paragraph("No suspects: no check reported a problem.")]
+    blocks: list[Any] = [Paragraph(
+        "Each finding is scored by how much of the observed failure (the symptom findings: collapsed outputs, a "
+        "flat, chance-level, diverging or NaN loss, overfitting, a validation/training gap) it explains, weighted "
+        "by the symptoms' severity (critical 3, warning 2, info 1).")]
+    blocks.append(Table(["#", "Suspect", "Status", "Role", "Explains", "Share of the failure"],
+                        [[str(r.rank), r.title, Badge(STATUS.get(r.severity, r.severity)), _role_words(r.role),
+                          ", ".join(SYMPTOM_WORDS.get(c, c) for c in str(r.explains).split(", ") if c) or "-",
+                          _pct(r.share)] for r in causes.itertuples(index=False)]))
+    items, leads = [], []
+    for r in causes.itertuples(index=False):
+        leads.append(f"{r.rank}. {r.title}:")
+        items.append(_sentence(_reasoning_words(r.reasoning)))
+    blocks.append(BulletList(items, leads=leads))
+    return blocks
+
+
+def _finding_block(f: Finding, i: int) -> Subsection:
+    blocks: list[Any] = [Paragraph(f.summary)] if f.summary else []
+    if f.evidence is not None and not f.evidence.empty:
+        blocks.append(frame_table(f.evidence, caption=f"Evidence ({len(f.evidence):,} row(s))", fold_constant=True))
+    if f.actions:
+        blocks.append(Paragraph("", lead="Actions:"))
+        blocks.append(BulletList(list(f.actions), ordered=True))
+    return Subsection(f.title, blocks, anchor=f"finding-{i}-{anchor(f.code)}", badge=status_of(f))
+
+
+def problem_details(findings: list[Finding]) -> list[Any]:
+    probs = [f for f in findings if is_problem(f)]
+    notes = [f for f in findings if f.severity == "info" and f.code not in (NOT_CHECKED, CHECK_FAILED)
+             and (f.actions or (f.evidence is not None and not f.evidence.empty))]
+    if not probs and not notes:
+        return [Paragraph("No problem was found.")]
+    return [_finding_block(f, i) for i, f in enumerate(probs + notes, start=1)]
+
+
+def _norm_action(a: str) -> str:
+    return re.sub(r"\W+", " ", a.lower()).strip()
+
+
+def actions_section(findings: list[Finding], causes: pd.DataFrame) -> list[Any]:
+    """Every finding's actions once, most useful first.
+
+    Findings are taken in the order: suspects by rank, the other problems, then notes. "Start
+    here" holds the first (most useful) action of each; "Then" the rest, in the same order.
+    """
+    order: list[Finding] = []
+    by_code: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_code.setdefault(f.code, []).append(f)
+    if causes is not None and not causes.empty:
+        for code in causes["code"]:
+            order += [f for f in by_code.get(code, []) if f not in order]
+    order += [f for f in findings if is_problem(f) and f not in order]
+    order += [f for f in findings if f.severity == "info" and f not in order]
+    seen: set[str] = set()
+    first, rest = [], []
+    for f in order:
+        for i, a in enumerate(f.actions):
+            key = _norm_action(a)
+            if key in seen:
+                continue
+            seen.add(key)
+            (first if not any(x[1] is f for x in first) else rest).append((f"{_sentence(a)} ({f.code})", f))
+    skipped = [f.check for f in findings if f.code == NOT_CHECKED]
+    more_data = Paragraph(f"To let the {len(skipped)} check(s) that could not run judge the run, log what they "
+                          f"lack (listed under Findings, Notes): {', '.join(skipped)}.") if skipped else None
+    if not first:
+        return [Paragraph("Nothing to fix: no finding suggests an action.")] + ([more_data] if more_data else [])
+    blocks: list[Any] = [Paragraph("Most useful first: the first action of each finding, top suspects first; then "
+                                   "the others (the finding each comes from in brackets)."),
+                         Paragraph("", lead="Start here:"), BulletList([x[0] for x in first], ordered=True)]
+    if rest:
+        blocks += [Paragraph("", lead="Then:"), BulletList([x[0] for x in rest], ordered=True)]
+    return blocks + ([more_data] if more_data else [])
+
+
+def not_wrong(findings: list[Finding]) -> list[Any]:
+    oks = [f for f in findings if f.severity == "ok"]
+    if not oks:
+        return [Paragraph("No check could confirm that anything works (see the findings and notes).")]
+    return [Paragraph("These were checked and are working:"),
+            BulletList([f.summary or f.title for f in oks], leads=[_sentence(f.title) for f in oks])]
+
+
+# ----------------------------------------------------------------------------- healthy vs this run
+
+def _t(f: Finding | None, check: str) -> dict[str, Any]:
+    th = dict(f.details.get("thresholds", {})) if f is not None else {}
+    if not th and check in CHECKS:
+        th = CHECKS[check]().thresholds()
+    return th
+
+
+def _measure_variance(d: dict) -> str:
+    return (f"{fmt(d['ratio_last'])} ({one_in(d['ratio_last'])}): pred std {fmt(d['pred_std_last'])} vs target "
+            f"std {fmt(d['target_std_last'])}")
+
+
+def _measure_gap(d: dict) -> str:
+    return f"{d['ratio_median']:.2f}x (median of {d['evaluations']} evaluation(s))"
+
+
+def _measure_dead(d: dict) -> str:
+    text = f"{d['n_dead']} of {d['n_params']}"
+    inter = d.get("intermittent") or []
+    return text + (f" (+{len(inter)} zero at most steps)" if inter else "")
+
+
+def _measure_grad_range(d: dict) -> str:
+    return f"{fmt(d['total_min'])} - {fmt(d['total_max'])} (median {fmt(d['total_median'])})"
+
+
+def _measure_explode(d: dict) -> str:
+    parts = []
+    if d.get("nonfinite"):
+        parts.append(f"{d['nonfinite']} NaN/inf")
+    if "total_max" in d:
+        parts.append(f"largest total {fmt(d['total_max'])}, median {fmt(d['total_median'])}")
+    elif "max" in d:
+        parts.append(f"largest {fmt(d['max'])}")
+    if d.get("spikes"):
+        parts.append(f"{d['spikes']} spike(s)")
+    return "; ".join(parts) if parts else "finite"
+
+
+def _measure_update(d: dict) -> str:
+    return f"{fmt(d['median_ratio'])} (median of {d['layers']} weight matrices)"
+
+
+def _measure_plateau(d: dict) -> str:
+    imp = d["improvement"]
+    change = f"fell {imp:.1%}" if imp >= 0 else f"rose {-imp:.1%}"
+    return (f"{change} over the last {d['window_points']} {d['unit']} "
+            f"({fmt(d['window_start'])} → {fmt(d['window_end'])})")
+
+
+def _measure_divergence(d: dict) -> str:
+    return f"{d['factor']:.1f}x (minimum {fmt(d['min'])} at {d['min_where']}, end {fmt(d['end'])})"
+
+
+def _measure_nonfinite(d: dict) -> str:
+    if "nonfinite" in d:
+        return f"{d['nonfinite']} NaN/inf ({d['nan']} NaN, {d['inf']} inf), {d['huge']} huge"
+    return f"0 of {d['n']:,}"
+
+
+def _measure_head(d: dict) -> str:
+    return f"{fmt(d['ratio_first'])} at the start, {fmt(d['ratio_last'])} at the end ({d['head']})"
+
+
+def _measure_clip(d: dict) -> str:
+    return (f"{d['fraction_clipped']:.0%} of {d['steps']} steps (clip {fmt(d['clip'])}, median norm "
+            f"{fmt(d['median_norm'])})")
+
+
+def _measure_lr(d: dict) -> str:
+    return f"{d['median_err']:.1%} ({d.get('description', 'best fitting schedule')})"
+
+
+def _measure_chance(d: dict) -> str:
+    if "loss_over_var" in d:
+        return f"{d['loss_over_var']:.2f}"
+    return f"loss {fmt(d['loss_end'])} vs ln {d['k']} = {fmt(d['chance_loss'])}"
+
+
+def _measure_overfit(d: dict) -> str:
+    return (f"{d['rise']:+.1%} (minimum {fmt(d['val_min'])} at {d['val_min_where']}, end "
+            f"{fmt(d['val_end'])})")
+
+
+def _band_chance(t: dict, f: Finding | None) -> str:
+    if f is not None and "k" in f.details:
+        return f"more than {t['tolerance']:.0%} below ln K (uniform guessing)"
+    return f"below {fmt(1 - 3 * t['tolerance'])} (1 = predicting the mean)"
+
+
+#: (check, quantity, healthy band from the thresholds, measured value from the details)
+HEALTHY_ROWS: list[tuple[str, str, Callable[[dict, Any], str], Callable[[dict], str]]] = [
+    ("variance_collapse", "Prediction std / target std",
+     lambda t, f: f"≥ {fmt(t['warning_ratio'])} (collapsed below {fmt(t['critical_ratio'])})", _measure_variance),
+    ("val_below_train", "Train loss / validation loss",
+     lambda t, f: f"≤ {fmt(t['dropout_ratio'])} (dropout-style gap); flagged above {fmt(t['ratio'])}",
+     _measure_gap),
+    ("dead_parameters", "Parameters with zero gradient at every step",
+     lambda t, f: f"0 (a norm ≤ {fmt(t['zero_grad'])} counts as zero)", _measure_dead),
+    ("vanishing_gradients", "Total gradient norm (range)",
+     lambda t, f: f"above {fmt(t['threshold'])} at most steps", _measure_grad_range),
+    ("exploding_gradients", "Gradient norm size",
+     lambda t, f: f"finite, below {fmt(t['threshold'])}, no spike over {fmt(t['spike_factor'])}x the median",
+     _measure_explode),
+    ("update_ratio", "Update / weight norm per step",
+     lambda t, f: f"{fmt(t['too_small'])} to {fmt(t['too_big'])} (~1e-3)", _measure_update),
+    ("output_head", "Output head weight norm / median layer",
+     lambda t, f: f"≥ {fmt(t['ratio'])}", _measure_head),
+    ("loss_plateau", "Train loss trend (end of run)",
+     lambda t, f: f"falls ≥ {t['min_improvement']:.0%} over the last {t['window_frac']:.0%} of the run",
+     _measure_plateau),
+    ("loss_divergence", "Train loss at the end / its minimum",
+     lambda t, f: f"≤ {fmt(t['factor'])}x", _measure_divergence),
+    ("nonfinite_loss", "NaN/inf loss values",
+     lambda t, f: f"0 (and none ≥ {fmt(t['huge'])})", _measure_nonfinite),
+    ("chance_level_loss", "Loss vs chance level (loss / target variance)", _band_chance, _measure_chance),
+    ("overfitting", "Validation loss rise from its minimum",
+     lambda t, f: f"≤ {t['rise']:.0%}", _measure_overfit),
+    ("clipping_saturated", "Steps with gradient clipping active",
+     lambda t, f: f"≤ {t['frequent_fraction']:.0%}", _measure_clip),
+    ("lr_schedule_mismatch", "Logged LR vs configured schedule (median error)",
+     lambda t, f: f"≤ {t['fit_tolerance']:.0%}", _measure_lr),
+]
+
+
+def healthy_rows(findings: list[Finding]) -> list[dict[str, str]]:
+    """One dict per measured quantity: ``quantity, healthy, this_run, status, check``."""
+    by_check: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_check.setdefault(f.check, []).append(f)
+    rows = []
+    for check, quantity, band, measure in HEALTHY_ROWS:
+        fs = by_check.get(check, [])
+        f = next((x for x in fs if x.code not in (NOT_CHECKED, CHECK_FAILED)), None)
+        skipped = next((x for x in fs if x.code in (NOT_CHECKED, CHECK_FAILED)), None)
+        t = _t(f, check)
+        try:
+            healthy = band(t, f)
+        except (KeyError, TypeError, ValueError):
+            healthy = "see docs/checks.md"
+        if f is not None:
+            try:
+                this = measure(f.details)
+            except (KeyError, TypeError, ValueError):
+                this = f.title
+            status = status_of(f)
+        elif skipped is not None:
+            this = "not measured: " + str(skipped.details.get("missing") or skipped.details.get("error") or "")
+            status = status_of(skipped)
+        else:
+            this, status = "not flagged (the check reported nothing)", "no finding"
+        rows.append({"quantity": quantity, "healthy": healthy, "this_run": this, "status": status, "check": check})
+    return rows
+
+
+def healthy_comparison(findings: list[Finding]) -> list[Any]:
+    rows = healthy_rows(findings)
+    return [Paragraph("The healthy band of each quantity is the threshold of the check that measures it "
+                      "(docs/checks.md gives their sources); this run's value is what the check measured."),
+            Table(["Quantity", "Healthy", "This run", "Status", "Check"],
+                  [[r["quantity"], r["healthy"], r["this_run"], Badge(r["status"]), r["check"]] for r in rows])]
+
+
+# ----------------------------------------------------------------------------- plots
+
+def plot_blocks(figures: Iterable[Any]) -> list[Any]:
+    blocks: list[Any] = []
+    for fig in figures:
+        if fig.png_base64:
+            blocks.append(FigureBlock(fig.key, fig.title, fig.caption, fig.png_base64))
+        else:
+            blocks.append(Note(f"{fig.title}: not drawn ({fig.missing})."))
+    return blocks or [Note("No plots were drawn.")]
+
+
+# ----------------------------------------------------------------------------- appendix
+
+def _shorten_note(run: Any, note: str) -> str:
+    """``/full/path/file.log: note`` -> ``file.log: note`` (the path relative to the run's folder)."""
+    for src in sorted(_sources(run), key=len, reverse=True):
+        if note.startswith(src + ":"):
+            return short_source(run, src) + note[len(src):]
+    return note
+
+
+def appendix(run: Any, findings: list[Finding]) -> list[Any]:
+    blocks: list[Any] = []
+    files = run.meta.get("files", [])
+    blocks.append(Subsection("Files", [Table(
+        ["File", "Format", "Values", "Lines not understood"],
+        [[short_source(run, f["source"]), f["format"], fmt(f["rows"]), f.get("skipped_text", "")] for f in files])],
+        anchor="appendix-files"))
+    rows: list[list[Cell]] = []
+    unlisted = 0
+    for f in files:
+        sk = f.get("skipped", {})
+        ex = sk.get("examples", [])[:SKIPPED_ROWS]
+        groups: dict[tuple[str, str], list[Any]] = {}
+        for e in ex:        # the same line text under the same reason: one row listing its line numbers
+            groups.setdefault((str(e.get("reason", "")), cut(str(e.get("text", "")), 120)), []).append(e.get("line"))
+        rows += [[short_source(run, f["source"]), ", ".join(fmt(n) for n in lines), reason, text]
+                 for (reason, text), lines in groups.items()]
+        unlisted += max(0, int(sk.get("count", 0)) - len(ex))
+    if rows:
+        sblocks: list[Any] = [Table(["File", "Line(s)", "Reason", "Text"], rows)]
+        if unlisted:
+            sblocks.append(Note(f"... {unlisted:,} more lines not understood are counted but not listed (the first "
+                                f"{SKIPPED_ROWS} per file are; see the files table for the count by reason)."))
+        blocks.append(Subsection("Lines not understood", sblocks, anchor="appendix-skipped"))
+    else:
+        blocks.append(Subsection("Lines not understood", [Paragraph("None: every line was understood.")],
+                                 anchor="appendix-skipped"))
+    replaced = [(f, f["skipped"].get("replaced", 0)) for f in files if f.get("skipped", {}).get("replaced")]
+    notes = [_shorten_note(run, n) for n in run.meta.get("notes", [])]
+    notes += [f"{short_source(run, f['source'])}: {n} line(s) had non-UTF-8 bytes (replaced)" for f, n in replaced
+              if not any("UTF-8" in x for x in notes)]
+    restarts = run.meta.get("restarts", [])
+    notes += [f"restart: segment {r['segment']} begins at line {r['line']} of {short_source(run, r['source'])}"
+              for r in restarts]
+    notes += [f"ignored: {short_source(run, i['source'])}: {i['reason']}" for i in run.meta.get("ignored", [])]
+    blocks.append(Subsection("Notes (restarts, tracebacks, layout decisions, ignored files)",
+                             [BulletList(notes) if notes else Paragraph("No notes.")], anchor="appendix-notes"))
+    cfg, where = run.config, run.meta.get("config_sources", {})
+    if cfg:
+        crow: list[list[Cell]] = [[k, cell_text(v), short_source(run, where.get(k, ""))]
+                                  for k, v in sorted(cfg.items())]
+        cblocks: list[Any] = [Table(["Setting", "Value", "From"], crow)]
+        conflicts = run.meta.get("config_conflicts", [])
+        if conflicts:
+            cblocks.append(Table(["Setting", "Kept", "From", "Other value", "From"],
+                                 [[c["key"], cell_text(c["kept"]), short_source(run, c["kept_from"]),
+                                   cell_text(c["other"]), short_source(run, c["other_from"])] for c in conflicts],
+                                 caption="Conflicting values (a config file wins over values read from logs)"))
+        blocks.append(Subsection("Configuration", cblocks, anchor="appendix-config"))
+    else:
+        blocks.append(Subsection("Configuration", [Paragraph("No configuration was found.")],
+                                 anchor="appendix-config"))
+    th_rows: list[list[Cell]] = []
+    seen = set()
+    for f in findings:
+        if f.check in seen or not f.check:
+            continue
+        seen.add(f.check)
+        t = _t(f, f.check)
+        th_rows.append([f.check, ", ".join(f"{k}={cell_text(v)}" for k, v in t.items())])
+    if th_rows:
+        blocks.append(Subsection("Checks and thresholds used", [Table(["Check", "Thresholds"], th_rows)],
+                                 anchor="appendix-thresholds"))
+    return blocks

@@ -1,0 +1,102 @@
+"""The report :class:`~collapse_nb.report.document.Document` as Markdown (GitHub-flavoured tables).
+
+Text from the logs is made inert: ``<`` becomes ``&lt;`` (no HTML tag or autolink can form) and
+``[`` is backslash-escaped (no link or image); in table cells ``|`` is escaped and line breaks
+become ``<br>``. Figures are image links to PNG files (``figure_dir``) or, without one, a line
+saying the image is in the HTML report.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .document import (Badge, BulletList, Document, FigureBlock, KeyValues, Note, Paragraph, Section, Subsection,
+                       Table)
+
+BADGES = {"broken": "❌ broken", "suspicious": "⚠️ suspicious", "working": "✅ working", "info": "ℹ️ info",
+          "not checked": "➖ not checked", "check failed": "❗ check failed", "healthy": "✅ healthy",
+          "not judged": "➖ not judged", "inconclusive": "➖ inconclusive", "no finding": "· no finding"}
+
+
+def md_text(text: Any) -> str:
+    """Plain text made safe for a Markdown paragraph: one line, no HTML, no links."""
+    s = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    s = s.replace("<", "&lt;").replace("[", "\\[")
+    return " ".join(s.split("\n"))
+
+
+def md_cell(text: Any) -> str:
+    """Plain text made safe for a Markdown table cell: ``|`` escaped, line breaks as ``<br>``."""
+    s = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    s = s.replace("<", "&lt;").replace("[", "\\[").replace("|", "\\|")
+    return "<br>".join(part.strip() for part in s.split("\n")) or " "
+
+
+def badge(status: str) -> str:
+    return BADGES.get(status, status)
+
+
+def _cell(c: Any) -> str:
+    return badge(c.status) if isinstance(c, Badge) else md_cell(c)
+
+
+def table(t: Table) -> list[str]:
+    if not t.columns:
+        return []
+    out = []
+    if t.caption:
+        out += [f"*{md_text(t.caption)}*", ""]
+    out.append("| " + " | ".join(md_cell(c) for c in t.columns) + " |")
+    out.append("|" + "|".join("---" for _ in t.columns) + "|")
+    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in t.rows]
+    if t.more_rows:
+        out += ["", f"*... {t.more_rows:,} more rows*"]
+    return out + [""]
+
+
+def _block(b: Any, level: int, figure_dir: str | None) -> list[str]:
+    if isinstance(b, Paragraph):
+        lead = f"**{md_text(b.lead)}** " if b.lead else ""
+        return [(lead + md_text(b.text)).strip(), ""]
+    if isinstance(b, Note):
+        return [f"*{md_text(b.text)}*", ""]
+    if isinstance(b, BulletList):
+        out = []
+        for i, item in enumerate(b.items, start=1):
+            lead = b.leads[i - 1] if i - 1 < len(b.leads) else ""
+            mark = f"{i}." if b.ordered else "-"
+            out.append(f"{mark} " + (f"**{md_text(lead)}** " if lead else "") + md_text(item))
+        return out + [""]
+    if isinstance(b, KeyValues):
+        return [f"- **{md_text(k)}**: {md_text(v)}" for k, v in b.items] + [""]
+    if isinstance(b, Table):
+        return table(b)
+    if isinstance(b, FigureBlock):
+        if figure_dir is not None:
+            return [f"![{md_text(b.title)}]({figure_dir}/{b.key}.png)", "", f"*{md_text(b.caption)}*", ""]
+        return [f"**{md_text(b.title)}** (the image is in the HTML report). {md_text(b.caption)}", ""]
+    if isinstance(b, Subsection):
+        title = (badge(b.badge) + " " if b.badge else "") + md_text(b.title)
+        out = ["#" * level + " " + title, ""]
+        for x in b.blocks:
+            out += _block(x, level + 1, figure_dir)
+        return out
+    raise TypeError(f"unknown report block {type(b).__name__}")
+
+
+def section(s: Section, figure_dir: str | None = None) -> list[str]:
+    out = [f"## {md_text(s.title)}", ""]
+    for b in s.blocks:
+        out += _block(b, 3, figure_dir)
+    return out
+
+
+def render_markdown(doc: Document, figure_dir: str | None = None) -> str:
+    """The document as Markdown. ``figure_dir``: where the figures' PNG files are, relative to the
+    Markdown file (``<dir>/<key>.png``); ``None`` leaves images out (they are in the HTML report)."""
+    out = [f"# {md_text(doc.title)}", "", f"**Status: {badge(doc.status)}**"
+           + (f" · {md_text(doc.generator)}" if doc.generator else ""), ""]
+    for s in doc.sections:
+        out += section(s, figure_dir)
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n"

@@ -15,8 +15,14 @@ Conventions:
   :class:`MissingDataError` (a ``ValueError``) naming them, before any figure is made. Use
   :func:`draw_unavailable` to draw that message instead where a placeholder is wanted.
   Each function's docstring has a "Requires" line.
-- Time axis: the logged step, or, where no step was logged, batches counted across epochs
-  (:class:`Timeline`); every plot of one run uses the same axis.
+- Time axis: worked out per plot from the files its rows come from (:class:`Timeline`): the
+  logged step; batches counted across epochs where no file logged a step; fractional epochs
+  where some files logged steps and others only batches (each file placed by its own clock,
+  said in the axis label). Per-epoch values sit at each epoch's end. Rows that have no position
+  are counted in a note on the plot, never dropped silently. :func:`metric_timeline` and
+  :func:`table_timeline` give a plot's axis (memoised per run).
+- Several files giving the same metric: each line names its file(s) in the legend (short names,
+  :func:`short_sources`); files agreeing on the per-epoch values share one line.
 - Parameter names are shortened from the middle keeping their tail (:func:`shorten_names`).
 - The numbers each plot draws come from :mod:`collapse_nb.plots._data` functions re-exported
   here (``grad_flow_table``, ``grads_matrix``, ...), which need only pandas.
@@ -28,9 +34,9 @@ from __future__ import annotations
 
 from ._common import (DEAD_COLOR, NOT_LOGGED_COLOR, PHASE_COLORS, common_prefix, draw_unavailable,
                       figure_to_base64_png, figure_to_png_bytes, save_png, shorten_name, shorten_names)
-from ._data import (MissingDataError, Timeline, grad_flow_table, grads_matrix, grads_over_time, metric_over_time,
-                    outputs_over_time, param_norm_changes as param_norm_change_table, timeline, update_ratios,
-                    val_train_ratio_table)
+from ._data import (Clock, MissingDataError, Timeline, grad_flow_table, grads_matrix, grads_over_time,
+                    metric_over_time, metric_timeline, outputs_over_time, param_norm_changes as param_norm_change_table,
+                    short_sources, source_timeline, table_timeline, timeline, update_ratios, val_train_ratio_table)
 from .checkpoints import param_norm_changes
 from .curves import loss_curves, lr_curve, val_train_ratio
 from .gradients import gradient_flow, gradient_heatmap, update_ratio_heatmap
@@ -45,6 +51,7 @@ __all__ = [
     # names and colours
     "shorten_name", "shorten_names", "common_prefix", "PHASE_COLORS", "DEAD_COLOR", "NOT_LOGGED_COLOR",
     # the tables the plots draw (pandas only)
-    "Timeline", "timeline", "metric_over_time", "outputs_over_time", "grads_over_time", "grad_flow_table",
+    "Timeline", "Clock", "timeline", "metric_timeline", "table_timeline", "source_timeline", "short_sources",
+    "metric_over_time", "outputs_over_time", "grads_over_time", "grad_flow_table",
     "grads_matrix", "update_ratios", "val_train_ratio_table", "param_norm_change_table",
 ]

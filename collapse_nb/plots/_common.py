@@ -169,6 +169,35 @@ def mark_restarts(ax: Any, starts: Any) -> None:
                     textcoords="offset points", ha="left", va="top", fontsize=8, color=RESTART_COLOR)
 
 
+def note_unplaced(ax: Any, unplaced: dict[str, int]) -> None:
+    """Say on the axes how many rows of which files have no position on its time axis (the ``attrs
+    ["unplaced"]`` of :func:`collapse_nb.plots.metric_over_time` and friends): never dropped silently."""
+    if unplaced:
+        from ._data import short_sources
+        short = short_sources(unplaced)
+        text = "not drawn (no position on this axis): " + ", ".join(
+            f"{n} row(s) of {short[s] or 'the table'}" for s, n in unplaced.items())
+        ax.annotate(text, xy=(1, 0), xycoords="axes fraction", xytext=(-4, 4), textcoords="offset points",
+                    ha="right", va="bottom", fontsize=7, color=RESTART_COLOR)
+
+
+def legend(ax: Any, handles: Sequence[Any] | None = None, labels: Sequence[str] | None = None) -> None:
+    """A legend in the axes when it is short; under the x label, in two columns, when it has many or
+    long entries (call it after setting the x label: its lines are measured to keep clear of it)."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    labels = list(labels or [])
+    if len(labels) > 4 or any(len(lab) > 45 for lab in labels):
+        from matplotlib.transforms import ScaledTranslation
+        lines = ax.get_xlabel().count("\n") + 1 if ax.get_xlabel() else 0
+        drop = 0.28 + 0.19 * lines                                 # tick labels, then the x label's lines (inches)
+        where = ax.transAxes + ScaledTranslation(0, -drop, ax.figure.dpi_scale_trans)
+        ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(0, 0), bbox_transform=where,
+                  ncol=2, frameon=False, borderaxespad=0)
+    else:
+        ax.legend(handles, labels, fontsize=9)
+
+
 def plain_log_axis(axis: Any) -> None:
     """Log-scale tick labels as plain numbers (``4``, ``0.001``) instead of ``4×10^0``."""
     from matplotlib.ticker import LogFormatter

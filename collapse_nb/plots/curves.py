@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 
 from . import _data
-from ._common import (PHASE_COLORS, RESTART_COLOR, THRESHOLD_COLOR, MissingDataError, check_run, fmt_num,
-                      mark_restarts, new_axes, plain_log_axis)
+from ._common import (PHASE_COLORS, RESTART_COLOR, THRESHOLD_COLOR, MissingDataError, check_run, fmt_num, legend,
+                      mark_restarts, new_axes, note_unplaced, plain_log_axis)
 
 _X_CHOICES = ("auto", "step", "epoch")
 
@@ -39,18 +39,44 @@ def _epoch_frame(epochs: pd.DataFrame, col: str) -> pd.DataFrame:
                          "x": _floats(epochs["epoch"]), "value": _floats(epochs[col])}).dropna(subset=["x"])
 
 
+#: Line styles of the second, third, ... file giving the same metric per step (the first is solid).
+SOURCE_STYLES = ({"linestyle": "-"}, {"linestyle": "--"}, {"linestyle": ":", "marker": "."},
+                 {"linestyle": "-.", "marker": "x"})
+
+
+def _shade(color: str, k: int) -> tuple[float, float, float]:
+    """``color`` for the first file, darker for the second, third, ... giving the same metric."""
+    from matplotlib.colors import to_rgb
+    f = 1.0 - min(0.55, 0.25 * k)
+    return tuple(c * f for c in to_rgb(color))         # type: ignore[return-value]
+
+
+def _files_label(sources: tuple[str, ...], short: dict[str, str]) -> str:
+    return ", ".join(short.get(s, s) for s in sources)
+
+
+def _time_title(tl: _data.Timeline) -> str:
+    return {"step": " (steps)", "batch": " (counted batches)", "epoch": " (fractional epochs)"}.get(tl.kind or "", "")
+
+
 def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False) -> Any:
-    """Train / val / test loss over steps (``x="step"``) or epochs (``x="epoch"``).
+    """Train / val / test loss over training time (``x="step"``) or per epoch (``x="epoch"``).
 
-    Requires: a ``loss`` in ``run.scalars`` (``x="step"``: placed by step, or by epoch and batch
-    when no step was logged) or ``<phase>_loss`` columns in ``run.epochs`` (``x="epoch"``).
-    ``x="auto"`` takes steps when per-step losses were logged, else epochs.
+    Requires: a ``loss`` in ``run.scalars`` (``x="step"``) or ``<phase>_loss`` columns in
+    ``run.epochs`` (``x="epoch"``). ``x="auto"`` takes the time axis when per-step losses were
+    logged, else epochs.
 
-    One colour per phase. With steps, a phase logged both per step and once per epoch (as the
-    seed report's log does) gets both: a thin per-step line and the per-epoch values as dots at
-    each epoch's last step, so a mismatch between them shows. Dashed vertical lines mark
-    restarts (segments); NaN/inf losses are marked with red crosses at the top. ``logy``: log
-    scale on the loss axis. Returns the axes; raises :class:`MissingDataError` without data.
+    The time axis is that of the files logging the loss (:func:`collapse_nb.plots.metric_timeline`):
+    steps when they all logged steps, counted batches when none did, and fractional epochs when
+    some logged steps and others only batches (each file placed by its own clock; the axis label
+    says how). One colour per phase; a phase logged both per step and once per epoch gets both: a
+    thin per-step line and the per-epoch values as dots at each epoch's end, so a mismatch between
+    them shows. When several files give the loss, each line names its file(s) in the legend (files
+    agreeing on the per-epoch values share one line) and the per-step lines of the second and
+    further files are dashed / dotted. Rows that have no position on the axis are counted in a note.
+    Dashed vertical lines mark restarts (segments); NaN/inf losses are marked with red crosses at
+    the top. ``logy``: log scale on the loss axis. Returns the axes; raises
+    :class:`MissingDataError` without data.
     """
     check_run(run, "loss_curves")
     _check_x(x, "loss_curves")
@@ -69,26 +95,40 @@ def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False) -
                                    f"{', '.join(map(str, run.epochs.columns)) or 'no columns'})")
     ax = new_axes(ax, (9, 4.5))
     if x == "step":
-        tl = _data.timeline(run.scalars)
-        step_word = "per batch" if tl.kind == "batch" else "per step"
+        tl = _data.metric_timeline(run, "loss")
+        files = list(dict.fromkeys(f for fs in d["sources"] for f in fs))
+        short = _data.short_sources(files)
+        many = len(files) > 1
         phases = [p for p in (*_data.PHASE_ORDER, None) if ((d["phase"] == p) if p else d["phase"].isna()).any()]
         for phase in phases:
             dp = d[(d["phase"] == phase) if phase else d["phase"].isna()]
             both = dp["level"].nunique() > 1
             for level in ("step", "epoch"):
                 dl = dp[dp["level"] == level]
-                label = _phase_label(phase) + (f" ({step_word if level == 'step' else 'per epoch'})" if both else "")
-                style = (dict(linewidth=1, alpha=0.55 if both else 0.9) if level == "step"
-                         else dict(linewidth=1.8, marker="o", markersize=5))
-                for i, (_, g) in enumerate(dl.groupby(["segment", "source"], sort=True)):
-                    v, xs = g["value"].to_numpy(float), g["x"].to_numpy(float)
-                    ok = np.isfinite(v)
-                    ax.plot(xs[ok], v[ok], color=PHASE_COLORS[phase], label=label if i == 0 else "_nolegend_",
-                            **style)
+                groups = sorted(dl.groupby("sources", sort=False), key=lambda kv: -len(kv[1]))
+                for j, (srcs, gs) in enumerate(groups):
+                    word = f"per {tl.source_unit(srcs[0])}" if level == "step" else "per epoch"
+                    label = _phase_label(phase)
+                    if many:                                  # several files give the loss: name them
+                        label += f" ({word}; {_files_label(srcs, short)})"
+                    elif both:
+                        label += f" ({word})"
+                    if level == "step":
+                        style = dict(linewidth=1 if j == 0 else 1.3, alpha=(0.5 if both else 0.9) if j == 0 else 0.9,
+                                     markersize=4, **SOURCE_STYLES[min(j, len(SOURCE_STYLES) - 1)])
+                    else:
+                        style = dict(linewidth=1.8, marker="o" if j == 0 else "s", markersize=5 if j == 0 else 4,
+                                     linestyle="-" if j == 0 else "--")
+                    for i, (_, g) in enumerate(gs.groupby("segment", sort=True)):
+                        v, xs = g["value"].to_numpy(float), g["x"].to_numpy(float)
+                        ok = np.isfinite(v)
+                        ax.plot(xs[ok], v[ok], color=_shade(PHASE_COLORS[phase], j),
+                                label=label if i == 0 else "_nolegend_", **style)
         _mark_nonfinite(ax, d["x"].to_numpy(float), d["value"].to_numpy(float), "NaN/inf loss")
         mark_restarts(ax, _data.segment_starts(d))
+        note_unplaced(ax, d.attrs.get("unplaced", {}))
         ax.set_xlabel(tl.label)
-        ax.set_title("Loss over training" + (f" ({tl.kind}s)" if tl.kind == "step" else ""))
+        ax.set_title("Loss over training" + _time_title(tl))
     else:
         e = run.epochs
         allx = []
@@ -110,15 +150,18 @@ def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False) -
         plain_log_axis(ax.yaxis)
     ax.set_ylabel("loss" + (" (log scale)" if logy else ""))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=9)
+    legend(ax)
     return ax
 
 
 def lr_curve(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, show_config: bool = True) -> Any:
-    """The learning rate over steps or epochs, one line per param group when there are several.
+    """The learning rate over training time or epochs, one line per param group (and file).
 
     Requires: ``lr`` rows in ``run.scalars`` (``x="step"``) or ``lr``/``lr_<group>`` columns in
-    ``run.epochs`` (``x="epoch"``); ``x="auto"`` takes steps when the lr was logged per step.
+    ``run.epochs`` (``x="epoch"``); ``x="auto"`` takes the time axis when the lr was logged per step.
+    The time axis is that of the files logging the lr (as for :func:`loss_curves`). With per-step
+    values, the once-per-epoch ones are not drawn (a legend entry names their files). When several
+    files give the lr, each line names its file and the second and further are dashed / dotted.
     ``show_config`` adds the configured ``learning_rate`` (``run.config``) as a dotted line.
     Returns the axes; raises :class:`MissingDataError` without data.
     """
@@ -127,16 +170,32 @@ def lr_curve(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, show
     d = _data.metric_over_time(run, "lr")
     if x == "auto":
         x = "step" if (d["level"] == "step").any() else "epoch"
+    skipped: list[str] = []
+    short: dict[str, str] = {}
+    styles: list[dict[str, Any]] = []
     if x == "step":
         if d.empty:
             raise MissingDataError("lr_curve(x='step') needs 'lr' rows in run.scalars with a step (or an epoch "
                                    "and batch); none were logged. Try x='epoch'.")
+        files = list(dict.fromkeys(f for fs in d["sources"] for f in fs))
+        short = _data.short_sources(files)
         if (d["level"] == "step").any():
+            step_files = set(d.loc[d["level"] == "step", "source"])
+            skipped = [f for f in files if f not in step_files]
             d = d[d["level"] == "step"]
-        tl = _data.timeline(run.scalars)
-        series = {p: g for p, g in d.groupby(d["param"].fillna(""), sort=False)}
-        frames = [(("learning rate" if len(series) == 1 else f"lr ({p or 'default'})"), g)
-                  for p, g in series.items()]
+        tl = _data.metric_timeline(run, "lr")
+        by_file = sorted(d.groupby("source", sort=False), key=lambda kv: -len(kv[1]))
+        many = len(by_file) > 1
+        frames = []
+        for j, (src, gf) in enumerate(by_file):
+            series = {p: g for p, g in gf.groupby(gf["param"].fillna(""), sort=False)}
+            for p, g in series.items():
+                label = "learning rate" if len(series) == 1 else f"lr ({p or 'default'})"
+                if many:
+                    label += f" ({short[src]})" if len(series) == 1 else f"[{short[src]}]"
+                frames.append((label, g))
+                styles.append(SOURCE_STYLES[min(j, len(SOURCE_STYLES) - 1)])
+        groups_per_file = max(d.groupby("source")["param"].nunique(dropna=False).max(), 1)
         xlabel = tl.label
     else:
         cols = _data.epoch_columns(run.epochs, "lr")
@@ -144,27 +203,34 @@ def lr_curve(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, show
             raise MissingDataError("lr_curve needs a learning rate: run.scalars has no 'lr' rows and run.epochs no "
                                    f"lr column (it has: {', '.join(map(str, run.epochs.columns)) or 'no columns'})")
         frames = [(("learning rate" if len(cols) == 1 else c), _epoch_frame(run.epochs, c)) for c in cols]
+        styles = [SOURCE_STYLES[0]] * len(frames)
+        groups_per_file = len(frames)
         xlabel = "epoch"
     ax = new_axes(ax, (9, 4))
     colors = [f"C{i}" for i in range(10)]
-    for j, (label, g) in enumerate(frames):
+    for j, ((label, g), style) in enumerate(zip(frames, styles)):
         for i, (_, s) in enumerate(g.groupby("segment", sort=True)):
             ok = np.isfinite(s["value"].to_numpy(float))
-            ax.plot(s["x"][ok], s["value"][ok], color=colors[j % 10], linewidth=1.6,
-                    marker="o" if x == "epoch" or ok.sum() < 30 else None, markersize=4,
-                    label=label if i == 0 else "_nolegend_")
+            kw = dict(linewidth=1.6, markersize=4, **style)
+            if "marker" not in style and (x == "epoch" or ok.sum() < 30):
+                kw["marker"] = "o"
+            ax.plot(s["x"][ok], s["value"][ok], color=colors[j % 10], label=label if i == 0 else "_nolegend_", **kw)
     mark_restarts(ax, _data.segment_starts(pd.concat([g for _, g in frames])))
     configured = run.config.get("learning_rate") if show_config else None
     if isinstance(configured, (int, float)) and not isinstance(configured, bool):
         ax.axhline(configured, color=RESTART_COLOR, linestyle=":", linewidth=1.2,
                    label=f"configured learning_rate = {fmt_num(configured)}")
+    if skipped:
+        ax.plot([], [], linestyle="none", label=f"per-epoch lr of {_files_label(tuple(skipped), short)}: not drawn")
+    if x == "step":
+        note_unplaced(ax, d.attrs.get("unplaced", {}))
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("learning rate" + (" (log scale)" if logy else ""))
-    ax.set_title("Learning rate" + (" per param group" if len(frames) > 1 else ""))
+    ax.set_title("Learning rate" + (" per param group" if groups_per_file > 1 else ""))
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=9)
+    legend(ax)
     return ax
 
 

@@ -28,14 +28,30 @@ def _logged_positions(g: Any) -> np.ndarray:
     return np.unique(g["x"].to_numpy(float))
 
 
+def _axis(run: Any) -> _data.Timeline:
+    """The time axis of ``run.grads``: that of the file(s) the norms come from."""
+    return _data.table_timeline(run, run.grads)
+
+
+def _from_file(run: Any, g: Any) -> str:
+    """`` (file)`` when other files logged per-parameter norms too (``run.meta["table_sources"]``), else ``""``."""
+    if "source" not in g.columns or "grads" not in run.meta.get("table_sources", {}):
+        return ""
+    files = list(dict.fromkeys(g["source"].astype(str)))
+    short = _data.short_sources(files)
+    return f" ({', '.join(short[f] for f in files)})"
+
+
 def gradient_flow(run: Any, ax: Any = None, step: float | str | None = None) -> Any:
     """Per-parameter gradient norm: max and mean over the logged steps (or the value at one step).
 
     The classic "plot_grad_flow" chart, turned horizontal so parameter names read easily, on a
     log scale. Parameters whose gradient norm is exactly 0 at every logged step are *dead*: drawn
-    as a red hatched band labelled "dead" (their names in red). ``step``: a logged position of
-    the time axis (``run.grads.step``, or the counted batch when no step was logged; see
-    :func:`collapse_nb.plots.grad_flow_table`) or ``"last"``.
+    as a red hatched band labelled "dead" (their names in red). ``step``: a logged position on
+    the time axis of the file the norms come from (:func:`collapse_nb.plots.table_timeline`: its
+    ``step``, or the counted batch when it logged no step; see
+    :func:`collapse_nb.plots.grads_over_time`) or ``"last"``. When several files logged
+    per-parameter norms, the title names the one ``run.grads`` uses.
 
     Requires: ``grad_norm`` per ``param`` in ``run.grads``. Returns the axes; raises
     :class:`MissingDataError` without data, ``ValueError`` for a step that was not logged.
@@ -49,7 +65,7 @@ def gradient_flow(run: Any, ax: Any = None, step: float | str | None = None) -> 
         elif isinstance(step, (int, float, np.integer, np.floating)) and float(step) in set(logged.tolist()):
             at = float(step)
         else:
-            label = _data.timeline(run.scalars).label
+            label = _axis(run).label
             raise ValueError(f"gradient_flow(): step={step!r} was not logged; logged {label} values run from "
                              f"{fmt_num(logged[0])} to {fmt_num(logged[-1])} ({len(logged)} values), or use 'last'")
     t = _data.grad_flow_table(g, at=at)
@@ -70,7 +86,7 @@ def gradient_flow(run: Any, ax: Any = None, step: float | str | None = None) -> 
         ax.barh(y[live], t["mean"][live], height=0.45, color=MEAN_COLOR, label="mean over logged steps")
         dead_label = f"dead: grad = 0 at all {n_steps} logged steps"
     else:
-        unit = _data.timeline(run.scalars).unit
+        unit = _axis(run).unit
         ax.barh(y[live], t["mean"][live], height=0.6, color=MEAN_COLOR, label=f"gradient norm at {unit} {fmt_num(at)}")
         dead_label = "grad = 0 at this step"
     if dead.any():
@@ -84,9 +100,9 @@ def gradient_flow(run: Any, ax: Any = None, step: float | str | None = None) -> 
     row_ticks(ax, shorten_names(t["param"]), "y", dead)
     ax.set_xlabel("gradient norm (L2, log scale)")
     ax.set_ylabel("parameter")
-    when = f"over {n_steps} logged steps" if at is None else f"at {_data.timeline(run.scalars).unit} {fmt_num(at)}"
+    when = f"over {n_steps} logged steps" if at is None else f"at {_axis(run).unit} {fmt_num(at)}"
     ax.grid(True, axis="x", alpha=0.3)
-    title_and_legend(ax, f"Gradient flow per parameter {when}")
+    title_and_legend(ax, f"Gradient flow per parameter {when}{_from_file(run, g)}")
     return ax
 
 
@@ -101,7 +117,8 @@ def gradient_heatmap(run: Any, ax: Any = None, value: str = "grad_norm") -> Any:
     ``value``: ``grad_norm`` (default), ``weight_norm``, ``update_norm`` or ``update_ratio``.
     Cells exactly 0 are drawn in the dead colour (red), cells not logged in light grey;
     parameters 0 at every step have red names. One column per logged step (evenly spaced, so
-    irregular logging does not stretch the picture); dashed lines mark restarts.
+    irregular logging does not stretch the picture), on the time axis of the file the norms come
+    from; dashed lines mark restarts.
 
     Requires: ``value`` per ``param`` in ``run.grads``. Returns the axes (``ax.images[0]`` holds
     the parameters x steps array); raises :class:`MissingDataError` without data.
@@ -128,14 +145,13 @@ def gradient_heatmap(run: Any, ax: Any = None, value: str = "grad_norm") -> Any:
                  col_segments=cols["segment"], cmap="viridis", cbar_label=f"log10({label})",
                  zero_mask=zero, zero_label=f"{label} = 0" + (" (dead)" if value == "grad_norm" else ""),
                  highlight_rows=dead, xlabel=_xlabel(run),
-                 title=f"{label[0].upper()}{label[1:]} per parameter and step (log10)")
+                 title=f"{label[0].upper()}{label[1:]} per parameter and step (log10){_from_file(run, g)}")
     ax.set_ylabel("parameter")
     return ax
 
 
 def _xlabel(run: Any) -> str:
-    tl = _data.timeline(run.scalars)
-    return f"{tl.label} (one column per logged step)"
+    return f"{_axis(run).label} (one column per logged step)"
 
 
 def update_ratio_heatmap(run: Any, ax: Any = None, reference: float = 1e-3) -> Any:
@@ -173,7 +189,8 @@ def update_ratio_heatmap(run: Any, ax: Any = None, reference: float = 1e-3) -> A
                       col_segments=cols["segment"], cmap="PRGn", norm=norm,
                       cbar_label=f"log10(update / weight)\nwhite = reference {fmt_num(reference)} ({fmt_num(centre)})",
                       zero_mask=zero, zero_label="update = 0 (frozen)", highlight_rows=frozen,
-                      xlabel=_xlabel(run), title="Update / weight norm ratio per parameter and step")
+                      xlabel=_xlabel(run),
+                      title=f"Update / weight norm ratio per parameter and step{_from_file(run, g)}")
     im.colorbar.ax.axhline(centre, color="black", linewidth=1)
     ax.set_ylabel("parameter")
     return ax

@@ -6,7 +6,8 @@ from typing import Any
 import numpy as np
 
 from . import _data
-from ._common import THRESHOLD_COLOR, MissingDataError, check_run, fmt_num, mark_restarts, new_axes
+from ._common import (THRESHOLD_COLOR, MissingDataError, check_run, fmt_num, mark_restarts, new_axes,
+                      note_unplaced)
 
 PRED_COLOR = "#1f77b4"
 TARGET_COLOR = "#7f7f7f"
@@ -17,7 +18,9 @@ def output_std(run: Any, ax: Any = None, phase: str | None = None, threshold: fl
                logy: bool = True) -> Any:
     """Prediction std vs target std over time, and their ratio against a collapse threshold.
 
-    Requires: ``pred_std`` and ``target_std`` in ``run.outputs`` (``std_ratio`` is their ratio).
+    Requires: ``pred_std`` and ``target_std`` in ``run.outputs`` (``std_ratio`` is their ratio), drawn
+    on the time axis of the file they come from (:func:`collapse_nb.plots.table_timeline`; the title
+    names that file when other files logged outputs too, see ``run.meta["table_sources"]``).
     ``phase``: which rows (default: train when logged, else all). With ``ratio``, the ratio
     ``pred_std / target_std`` is drawn on a twin axis on the right, available as
     ``ax.right_ax`` (as pandas does for ``secondary_y``), with a dashed line at ``threshold``:
@@ -34,7 +37,7 @@ def output_std(run: Any, ax: Any = None, phase: str | None = None, threshold: fl
         raise MissingDataError("output_std needs pred_std and target_std in run.outputs (prediction / target "
                                f"mean and std logged per batch); run.outputs has {len(run.outputs)} rows and no "
                                f"std values{f' for phase {phase!r}' if phase else ''}")
-    tl = _data.timeline(run.scalars)
+    tl = _data.table_timeline(run, run.outputs)
     ax = new_axes(ax, (9, 4.5))
     for i, (_, g) in enumerate(o.groupby("segment", sort=True)):
         first = i == 0
@@ -66,12 +69,18 @@ def output_std(run: Any, ax: Any = None, phase: str | None = None, threshold: fl
         h2, l2 = right.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     mark_restarts(ax, _data.segment_starts(o))
+    note_unplaced(ax, o.attrs.get("unplaced", {}))
     h3, l3 = ax.get_legend_handles_labels()
     extra = [(h, lab) for h, lab in zip(h3, l3) if lab not in labels]
     top = getattr(ax, "right_ax", ax)          # the twin is drawn over ax: its legend stays visible
     top.legend(handles + [h for h, _ in extra], labels + [lab for _, lab in extra], fontsize=8, loc="best")
     ax.set_xlabel(tl.label if tl.kind else "epoch")
     ax.set_ylabel("standard deviation" + (" (log scale)" if logy else ""))
-    ax.set_title(f"Prediction vs target spread{f' ({phase})' if phase else ''}")
+    files = list(dict.fromkeys(o["source"].astype(str))) if "source" in o.columns else []
+    shown = [phase] if phase else []
+    if files and "outputs" in run.meta.get("table_sources", {}):       # other files were left out: say which
+        short = _data.short_sources(files)
+        shown.append(", ".join(short[f] for f in files))
+    ax.set_title("Prediction vs target spread" + (f" ({'; '.join(shown)})" if shown else ""))
     ax.grid(True, alpha=0.3)
     return ax

@@ -13,8 +13,32 @@ EXAMPLE = REPO / "data" / "example_run"
 
 @lru_cache(maxsize=1)
 def example_run():
-    """The bundled example run (loaded once; tests must not modify it)."""
+    """The bundled example run (loaded once; tests must not modify it): a text log (epochs and batches,
+    no step), a capture log and TensorBoard events (steps), a per-epoch CSV, checkpoints and a config."""
     return collapse_nb.load(EXAMPLE)
+
+
+@lru_cache(maxsize=1)
+def text_log_run():
+    """Only the example's text log: per-batch rows with an epoch and a batch and no step, no checkpoints."""
+    return collapse_nb.load(EXAMPLE / "training_diagnostic.log")
+
+
+def source(run, name: str) -> str:
+    """The run's file whose path ends with ``name`` (``"capture.jsonl"``, ``"tfevents"`` for the events file)."""
+    found = [s for s in dict.fromkeys(run.scalars["source"].astype(str)) if s.endswith(name) or
+             (name == "tfevents" and "tfevents" in s)]
+    assert len(found) == 1, (name, found)
+    return found[0]
+
+
+def rows_of(run, name: str, metric: str | None = None):
+    """``run.scalars`` rows of one file (and canonical metric)."""
+    s = run.scalars
+    keep = s["source"].astype(str) == source(run, name)
+    if metric is not None:
+        keep &= s["name"] == metric
+    return s[keep.to_numpy(dtype=bool)]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

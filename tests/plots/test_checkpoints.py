@@ -14,7 +14,7 @@ from collapse_nb import plots  # noqa: E402
 
 from collapse_nb.plots.checkpoints import checkpoint_labels  # noqa: E402
 
-from . import example_run  # noqa: E402
+from . import example_run, text_log_run  # noqa: E402
 from .test_data import params_table  # noqa: E402
 
 
@@ -52,9 +52,31 @@ def test_param_norm_changes_from_a_run():
     assert ax.images[0].get_array().shape == (4, 2)
 
 
+def test_param_norm_changes_on_the_example_shows_the_per_epoch_checkpoints():
+    run = example_run()
+    ax = plots.param_norm_changes(run)
+    ch = plots.param_norm_change_table(run.params)
+    steps = sorted(run.params["step"].astype(float).unique())
+    assert steps == [10, 20, 30, 40, 50, 60]                             # one checkpoint per epoch
+    img = ax.images[0].get_array()
+    params = list(dict.fromkeys(run.params["param"].astype(str)))
+    assert img.shape == (len(params), 5) == (12, 5)                      # parameters x transitions
+    assert [t.get_text() for t in ax.get_yticklabels()] == params
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        f"epoch_00{k}.pt (step {10 * k}) →\nepoch_00{k + 1}.pt (step {10 * (k + 1)})" for k in range(1, 6)]
+    rel = ch.pivot(index="param", columns="to_step", values="rel_change").reindex(params)
+    arr = rel.to_numpy(float)
+    live = arr != 0
+    assert np.allclose(img.data[live], np.log10(np.abs(arr[live])))
+    cells = [t.get_text() for t in ax.texts]
+    assert cells == [f"{v:+.1e}" if v != 0 else "0" for v in arr.ravel()]
+    head = rel.loc["projection.weight"].to_numpy(float)                  # the tiny head grows fastest at first
+    assert head[0] == arr[:, 0].max() > 1
+
+
 def test_param_norm_changes_without_checkpoints():
     with pytest.raises(plots.MissingDataError, match="run.params .* it is empty"):
-        plots.param_norm_changes(example_run())
+        plots.param_norm_changes(text_log_run())
     one = params_table()
     with pytest.raises(plots.MissingDataError, match="at least 2 checkpoints; found 1"):
         plots.param_norm_changes(one[one["step"] == 100])

@@ -14,7 +14,10 @@ import collapse_nb  # noqa: E402
 from collapse_nb import plots  # noqa: E402
 from collapse_nb.plots import _data  # noqa: E402
 
-from . import epoch_csv_run, example_run, no_step_rows, restarted_run, write_jsonl  # noqa: E402
+from . import (epoch_csv_run, example_run, no_step_rows, restarted_run, rows_of, source, text_log_run,  # noqa: E402
+               write_jsonl)
+
+AGREEING = "capture.jsonl, metrics.csv, training_diagnostic.log"      # the per-epoch losses of three files
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +43,8 @@ def assert_labelled(ax):
 
 # ---------------------------------------------------------------- loss_curves
 
-def test_loss_curves_on_the_example_shows_per_batch_and_per_epoch_train_loss():
-    run = example_run()
+def test_loss_curves_of_a_text_log_shows_per_batch_and_per_epoch_train_loss():
+    run = text_log_run()
     ax = plots.loss_curves(run)
     d = _data.metric_over_time(run, "loss")
     per_batch = d[(d["level"] == "step")]
@@ -56,6 +59,38 @@ def test_loss_curves_on_the_example_shows_per_batch_and_per_epoch_train_loss():
     assert "batch" in ax.get_xlabel() and ax.get_ylabel() == "loss"
     assert_labelled(ax)
     assert ax.get_legend() is not None
+
+
+def test_loss_curves_on_the_example_place_every_file_on_fractional_epochs():
+    run = example_run()
+    ax = plots.loss_curves(run)
+    d = _data.metric_over_time(run, "loss")
+    tl = _data.metric_timeline(run, "loss")
+    assert ax.get_xlabel() == tl.label and "epoch + batch/30: training_diagnostic.log" in ax.get_xlabel()
+    assert ax.get_title() == "Loss over training (fractional epochs)"
+    for label, name, n in (("train loss (per batch; training_diagnostic.log)", "training_diagnostic.log", 180),
+                           ("train loss (per step; tb/events.out.tfevents…)", "tfevents", 60),
+                           ("train loss (per step; capture.jsonl)", "capture.jsonl", 12)):
+        rows = d[(d["source"] == source(run, name)) & (d["level"] == "step") & (d["phase"] == "train")]
+        (ln,) = lines(ax, label)                                         # one line per file, named
+        assert len(ln.get_xdata()) == len(rows) == n
+        assert np.array_equal(ln.get_xdata(), rows["x"]) and np.allclose(ln.get_ydata(), rows["value"])
+    text = rows_of(run, "training_diagnostic.log", "loss").dropna(subset=["batch"])
+    (ln,) = lines(ax, "train loss (per batch; training_diagnostic.log)")
+    assert np.allclose(ln.get_xdata(), np.sort(text["epoch"].astype(float) + text["batch"].astype(float) / 30))
+    (ln,) = lines(ax, "train loss (per step; capture.jsonl)")
+    assert ln.get_linestyle() == ":"                                      # the third file: dotted
+    for phase in ("train", "val"):
+        (ln,) = lines(ax, f"{phase} loss (per epoch; {AGREEING})")      # three files agree: one line
+        assert list(ln.get_xdata()) == [2, 3, 4, 5, 6, 7]                 # at the end of epochs 1 to 6
+        assert np.allclose(ln.get_ydata(), run.epochs[f"{phase}_loss"])
+    (ln,) = lines(ax, "val loss (per step; tb/events.out.tfevents…)")   # TensorBoard's val loss at its steps
+    assert np.allclose(ln.get_ydata(), run.epochs["val_loss"]) and np.allclose(ln.get_xdata(), [2, 3, 4, 5, 6, 7])
+    drawn = sum(len(ln.get_xdata()) for ln in ax.get_lines())
+    assert drawn == len(d) == 180 + 60 + 12 + 6 + 6 + 6                  # every placed row, none dropped
+    assert not [t for t in ax.texts if t.get_text().startswith("not drawn")]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(texts) == 6 and all("; " in t for t in texts)            # every entry names its file(s)
 
 
 def test_loss_curves_per_epoch():
@@ -145,13 +180,30 @@ def test_lr_curve_one_line_per_param_group(tmp_path):
 def test_lr_curve_on_the_example_shows_the_configured_rate():
     run = example_run()
     ax = plots.lr_curve(run)
-    (ln,) = lines(ax, "learning rate")
     d = _data.metric_over_time(run, "lr")
     d = d[d["level"] == "step"]
-    assert np.array_equal(ln.get_xdata(), d["x"]) and np.allclose(ln.get_ydata(), d["value"])
+    for name, short in (("training_diagnostic.log", "training_diagnostic.log"), ("capture.jsonl", "capture.jsonl"),
+                        ("tfevents", "tb/events.out.tfevents…")):
+        (ln,) = lines(ax, f"learning rate ({short})")
+        rows = d[d["source"] == source(run, name)]
+        assert len(rows) == len(rows_of(run, name, "lr").dropna(subset=["batch"] if name != "tfevents" else []))
+        assert np.array_equal(ln.get_xdata(), rows["x"]) and np.allclose(ln.get_ydata(), rows["value"])
     (conf,) = lines(ax, "configured learning_rate = 0.001")
     assert list(conf.get_ydata()) == [0.001, 0.001]
+    lines(ax, "per-epoch lr of metrics.csv: not drawn")                   # said, not dropped silently
+    assert ax.get_xlabel() == _data.metric_timeline(run, "lr").label
+    assert ax.get_title() == "Learning rate"                              # one group per file, not per group
     assert_labelled(ax)
+
+
+def test_lr_curve_of_a_text_log():
+    run = text_log_run()
+    ax = plots.lr_curve(run)
+    (ln,) = lines(ax, "learning rate")
+    raw = run.scalars[(run.scalars["name"] == "lr") & run.scalars["batch"].notna()]
+    assert np.array_equal(ln.get_xdata(), (raw["epoch"].astype(float) - 1) * 30 + raw["batch"].astype(float))
+    assert np.allclose(ln.get_ydata(), raw["value"])
+    assert "counted" in ax.get_xlabel()
 
 
 def test_lr_curve_per_epoch(tmp_path):

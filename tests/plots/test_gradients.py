@@ -13,7 +13,7 @@ import collapse_nb  # noqa: E402
 from collapse_nb import plots  # noqa: E402
 from collapse_nb.plots import _data  # noqa: E402
 
-from . import example_run, no_step_rows, restarted_run, write_jsonl  # noqa: E402
+from . import example_run, no_step_rows, restarted_run, source, write_jsonl  # noqa: E402
 
 DEAD = {"attn.query_projection.weight", "attn.query_projection.bias", "attn.key_projection.weight",
         "attn.key_projection.bias"}
@@ -48,7 +48,10 @@ def test_gradient_flow_bars_are_the_per_parameter_means_and_maxima():
     mx = container(ax, "max over logged steps")
     assert np.allclose([b.get_width() for b in mx], live["max"])
     assert ax.get_xscale() == "log"
-    assert ax.get_title(loc="left") == "Gradient flow per parameter over 60 logged steps"
+    n = int(run.grads.groupby("param", observed=True).size().max())
+    assert n == 60                                                      # the text log: one block per optimizer step
+    assert run.meta["table_sources"]["grads"]["used"] == source(run, "training_diagnostic.log")
+    assert ax.get_title(loc="left") == f"Gradient flow per parameter over {n} logged steps (training_diagnostic.log)"
     assert "gradient norm" in ax.get_xlabel() and ax.get_ylabel() == "parameter"
 
 
@@ -62,6 +65,24 @@ def test_gradient_flow_marks_dead_parameters():
     assert set(labels) >= DEAD
     for name, text in labels.items():
         assert (to_hex(text.get_color()) == plots.DEAD_COLOR) == (name in DEAD)
+
+
+def test_gradient_flow_at_the_last_step_of_the_example_counts_batches():
+    run = example_run()
+    ax = plots.gradient_flow(run, step="last")
+    g = run.grads
+    last = g[(g["epoch"] == g["epoch"].max())]
+    last = last[last["batch"] == last["batch"].max()]                   # epoch 6, batch 28: counted batch 178
+    at = (float(last["epoch"].iloc[0]) - 1) * 30 + float(last["batch"].iloc[0])
+    assert at == 178
+    live = last[last["grad_norm"] > 0]
+    bars = container(ax, "gradient norm at batch 178")
+    assert np.allclose([b.get_width() for b in bars], live["grad_norm"])
+    assert len(container(ax, "grad = 0 at this step")) == len(last) - len(live) == 4
+    assert ax.get_title(loc="left") == "Gradient flow per parameter at batch 178 (training_diagnostic.log)"
+    with pytest.raises(ValueError, match=r"step=2 was not logged; logged batch \(counted, 30/epoch; no step "
+                                         r"logged\) values run from 1 to 178 \(60 values\)"):
+        plots.gradient_flow(run, step=2)
 
 
 def test_gradient_flow_at_one_step(tmp_path):
@@ -100,7 +121,10 @@ def test_gradient_heatmap_is_parameters_by_steps_in_log10():
     ax = plots.gradient_heatmap(run)
     img = ax.images[0].get_array()
     assert img.shape == (12, 60)
-    mat, _ = _data.grads_matrix(_data.grads_over_time(run), "grad_norm")
+    mat, cols = _data.grads_matrix(_data.grads_over_time(run), "grad_norm")
+    g = run.grads                                                       # columns: the text log's counted batches
+    assert list(cols["x"]) == sorted(set((g["epoch"].astype(float) - 1) * 30 + g["batch"].astype(float)))
+    assert ax.get_xlabel() == "batch (counted, 30/epoch; no step logged) (one column per logged step)"
     arr = mat.to_numpy(float)
     live = arr > 0
     assert np.allclose(img.data[live], np.log10(arr[live]))
@@ -151,7 +175,7 @@ def test_update_ratio_heatmap_on_the_example():
     assert img.norm.vcenter == pytest.approx(-3)
     label = img.colorbar.ax.get_ylabel()
     assert "log10(update / weight)" in label and "0.001" in label
-    assert ax.get_title(loc="left") == "Update / weight norm ratio per parameter and step"
+    assert ax.get_title(loc="left") == "Update / weight norm ratio per parameter and step (training_diagnostic.log)"
 
 
 def test_update_ratio_heatmap_marks_zero_updates_and_reference(tmp_path):

@@ -48,8 +48,11 @@ def test_output_std_on_the_example():
     assert list(thr.get_ydata()) == [0.1, 0.1]
     assert right.get_ylim()[1] >= 0.3                                  # the threshold is never on the edge
     assert ax.get_yscale() == "log" and right.get_yscale() == "log"
-    assert ax.get_title() == "Prediction vs target spread (train)"
-    assert ax.get_xlabel() and ax.get_ylabel() and right.get_ylabel()
+    assert ax.get_title() == "Prediction vs target spread (train; training_diagnostic.log)"   # the file used
+    assert ax.get_xlabel() == "batch (counted, 30/epoch; no step logged)" and ax.get_ylabel() and right.get_ylabel()
+    raw = o.sort_values(["epoch", "batch"])                             # every logged batch of the text log
+    assert len(pred.get_xdata()) == len(run.outputs[run.outputs["phase"] == "train"]) == 180
+    assert np.array_equal(pred.get_xdata(), (raw["epoch"].astype(float) - 1) * 30 + raw["batch"].astype(float))
     legend = right.get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["prediction std", "target std",
                                                           "pred std / target std (right)",

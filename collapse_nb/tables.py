@@ -11,6 +11,7 @@ import re
 
 import numpy as np
 import pandas as pd
+from pandas.core.arrays.masked import BaseMaskedArray
 
 from .names import canonicalize_names, logged_every
 
@@ -55,31 +56,48 @@ def _codes(cat: pd.Categorical) -> np.ndarray:
     return np.asarray(cat.codes, dtype=np.int32)
 
 
+def _code_dtype(n_categories: int) -> type:
+    """The dtype pandas keeps a Categorical's codes in, for this many categories (no conversion copy)."""
+    return np.int8 if n_categories < 127 else np.int16 if n_categories < 32767 else np.int32
+
+
+def _table(values: list[int], n_categories: int) -> np.ndarray:
+    """A lookup table from codes to codes, with code -1 (missing) mapping to -1 (the last entry)."""
+    return np.array(list(values) + [-1], dtype=_code_dtype(n_categories))
+
+
 def normalise_raw(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     """One reader's raw scalars -> the scalars contract (canonical names, fixed dtypes).
 
     Names, phases and params are worked out once per *distinct* raw name and
     mapped to the rows through categorical codes, never per row in Python.
+    Columns that already have their contract dtype are taken as they are
+    (copy-on-write: neither frame sees the other's later changes).
     """
     n = len(raw)
-    out = pd.DataFrame(index=pd.RangeIndex(n))
+    index = pd.RangeIndex(n)
+    out: dict[str, object] = {}
     out["source"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=pd.Index([source], dtype=object))
     raw_name = _categorical(raw["raw_name"]) if n else pd.Categorical([])
     cats = [str(c) for c in raw_name.categories]
     canon = canonicalize_names(cats)
-    codes = _codes(raw_name)
+    codes = np.asarray(raw_name.codes)              # as pandas keeps them (int8 for a few names): no copy
     # names: map each raw category to its canonical name
     uniq_names, name_of_cat = np.unique(np.array([c[0] for c in canon], dtype=object).astype(str),
                                         return_inverse=True)
-    name_of_cat = np.append(name_of_cat.astype(np.int32), -1)          # code -1 (missing) stays missing
-    out["name"] = pd.Categorical.from_codes(name_of_cat[codes], categories=pd.Index(uniq_names, dtype=object))
-    out["raw_name"] = pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
+    name_tab = _table(name_of_cat.reshape(-1).tolist(), len(uniq_names))   # code -1 (missing) stays missing
+    out["name"] = pd.Categorical.from_codes(name_tab[codes], categories=pd.Index(uniq_names, dtype=object))
+    if isinstance(raw["raw_name"].dtype, pd.CategoricalDtype) and raw_name.categories.dtype == object and \
+            not raw_name.ordered and all(isinstance(c, str) for c in raw_name.categories):
+        out["raw_name"] = raw["raw_name"].set_axis(index)
+    else:
+        out["raw_name"] = pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
     # phase: the name's own phase word beats the context's
     name_phase = np.array([_PHASE_CODE.get(c[1], -1) for c in canon] + [-1], dtype=np.int8)[codes]
     if "phase" in raw.columns and n:
         ctx = _categorical(raw["phase"])
         ctx_map = np.array([_PHASE_CODE.get(str(c), -1) for c in ctx.categories] + [-1], dtype=np.int8)
-        ctx_phase = ctx_map[_codes(ctx)]
+        ctx_phase = ctx_map[np.asarray(ctx.codes)]
     else:
         ctx_phase = np.full(n, -1, dtype=np.int8)
     phase = np.where(name_phase >= 0, name_phase, ctx_phase)
@@ -91,19 +109,45 @@ def normalise_raw(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     name_param = [c[2] for c in canon]
     if "param" in raw.columns and n:
         rp = _categorical(raw["param"])
-        rcats, rcodes = [str(c) for c in rp.categories], _codes(rp)
+        rcats, rcodes = [str(c) for c in rp.categories], np.asarray(rp.codes)
     else:
-        rcats, rcodes = [], np.full(n, -1, dtype=np.int32)
+        rp, rcats, rcodes = None, [], None
     all_params = pd.Index(rcats + [p for p in name_param if p is not None], dtype=object).unique()
-    rmap = np.append(all_params.get_indexer(rcats), -1).astype(np.int32)
-    nmap = np.append(all_params.get_indexer([p if p is not None else "\0none" for p in name_param]), -1)
-    pcodes = np.where(rcodes >= 0, rmap[rcodes], nmap.astype(np.int32)[codes])
-    out["param"] = pd.Categorical.from_codes(pcodes, categories=all_params)
+    rmap = all_params.get_indexer(rcats)
+    nmap = all_params.get_indexer([p if p is not None else "\0none" for p in name_param])
+    if (rp is not None and isinstance(raw["param"].dtype, pd.CategoricalDtype) and (nmap < 0).all()
+            and np.array_equal(rmap, np.arange(len(rcats))) and not rp.ordered
+            and rp.categories.dtype == object and all(isinstance(c, str) for c in rp.categories)):
+        out["param"] = raw["param"].set_axis(index)          # the reader's params, as they are
+    else:
+        ntab = _table(nmap.tolist(), len(all_params))
+        if rcodes is None:
+            pcodes = ntab[codes]
+        elif (nmap < 0).all():
+            pcodes = _table(rmap.tolist(), len(all_params))[rcodes]
+        else:
+            pcodes = np.where(rcodes >= 0, _table(rmap.tolist(), len(all_params))[rcodes], ntab[codes])
+        out["param"] = pd.Categorical.from_codes(pcodes, categories=all_params)
     for c in ("epoch", "batch", "step", "line", "wall_time", "segment"):
-        out[c] = _col(raw, c, n, SCALAR_DTYPES[c]).array if n else pd.array([], dtype=SCALAR_DTYPES[c])
-    out["value"] = pd.to_numeric(raw["value"], errors="coerce").astype("float64").to_numpy() if n else \
-        np.array([], dtype="float64")
-    return out[list(SCALAR_DTYPES)]
+        out[c] = _col_array(raw, c, n, SCALAR_DTYPES[c], index) if n else pd.array([], dtype=SCALAR_DTYPES[c])
+    if n and raw["value"].dtype == np.float64:
+        out["value"] = raw["value"].set_axis(index)
+    else:
+        out["value"] = pd.to_numeric(raw["value"], errors="coerce").astype("float64").to_numpy() if n else \
+            np.array([], dtype="float64")
+    # one frame from the finished columns: none is copied on the way in
+    return pd.DataFrame({c: out[c] for c in SCALAR_DTYPES}, index=index, copy=False)
+
+
+def _col_array(raw: pd.DataFrame, name: str, n: int, dtype: str, index: pd.RangeIndex):
+    """Column ``name`` of ``raw`` as ``dtype``: the column itself (copy-on-write) when it already is one."""
+    if name in raw.columns:
+        s = raw[name]
+        if str(s.dtype) == dtype:
+            return s.set_axis(index)
+        if dtype == "Int64" and s.dtype.kind in "iu":
+            return pd.arrays.IntegerArray(np.array(s.to_numpy(), dtype=np.int64), np.zeros(n, dtype=bool))
+    return _col(raw, name, n, dtype).array
 
 
 def detect_segments(df: pd.DataFrame) -> tuple[pd.Series, list[dict]]:
@@ -152,41 +196,150 @@ def detect_segments(df: pd.DataFrame) -> tuple[pd.Series, list[dict]]:
     return pd.Series(seg, dtype="Int64"), restarts
 
 
-def pivot_fast(df: pd.DataFrame, keys: list[str], names: tuple[str, ...]) -> pd.DataFrame:
+def _key_values(col: pd.Series) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """``col`` as (int64 or float64 values, missing mask or None), without copying; None for other dtypes."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return np.asarray(col.cat.codes), None       # missing is code -1
+    arr = col.array
+    if isinstance(arr, BaseMaskedArray) and arr.dtype.kind in "iuf":
+        return arr._data, arr._mask
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iuf":
+        data = col.to_numpy()
+        return data, (np.isnan(data) if data.dtype.kind == "f" else None)
+    return None
+
+
+def _codes_of(col: pd.Series, rows: np.ndarray, vm) -> np.ndarray:
+    """Non-negative integer codes of ``col`` at ``rows`` (``vm`` from :func:`_key_values`): equal values
+    get equal codes, and missing values are a value of their own (as ``pd.factorize(...,
+    use_na_sentinel=False)`` groups them)."""
+    if vm is not None:
+        data, mask = vm
+        if data.dtype.kind in "iu":
+            if len(data) and (mask is None or not mask.all()):
+                ok = data if mask is None else data[~mask]
+                lo, hi = int(ok.min()), int(ok.max())
+                if hi - lo < 2 ** 40:
+                    codes = data.astype(np.int64) - (lo - 1)
+                    if mask is not None:
+                        codes[mask] = 0
+                    return codes
+            elif len(data):
+                return np.zeros(len(data), dtype=np.int64)
+        else:
+            ok = data if mask is None else data[~mask]
+            if not len(ok):
+                return np.zeros(len(data), dtype=np.int64)
+            lo, hi = float(ok.min()), float(ok.max())        # NaN (unmasked) or inf fall through
+            if -2.0 ** 52 < lo and hi < 2.0 ** 52 and hi - lo < 2.0 ** 40:
+                whole = np.where(mask, 0.0, data) if mask is not None else data
+                ints = whole.astype(np.int64)
+                if np.array_equal(ints, whole):
+                    codes = ints - (int(lo) - 1)
+                    if mask is not None:
+                        codes[mask] = 0
+                    return codes
+    return pd.factorize(col.take(rows), use_na_sentinel=False)[0].astype(np.int64)
+
+
+#: Rows handled at a time by :func:`pivot_fast` (its temporary arrays stay this small).
+_BLOCK = 1 << 18
+
+
+def pivot_fast(df: pd.DataFrame, keys: list[str], names: tuple[str, ...],
+               rows: np.ndarray | None = None) -> pd.DataFrame:
     """Long -> wide over ``keys``, one column per name in ``names`` (last value wins).
 
     A plain ``groupby().last().unstack()`` over millions of rows with nullable
-    keys is slow; this factorises the keys once and scatters values into a dense
-    array, in O(rows).
+    keys is slow; this codes the keys once and scatters values into a dense
+    array, in O(rows), without copying the long table. ``rows``: a boolean mask
+    of the rows that may be used (default: all); of those, the rows whose name is
+    in ``names`` are.
+
+    Rows come out in their groups' order of first appearance. Neighbouring rows
+    mostly share their keys (a logged block), so the keys are combined and hashed
+    once per run of such rows, not once per row, and the table is walked in
+    blocks so that no temporary array grows with it.
     """
-    sub = df[df["name"].isin(names)]
-    if sub.empty:
+    name = df["name"]
+    name_cat = name.array if isinstance(name.dtype, pd.CategoricalDtype) else name.astype("category").array
+    cats = [str(c) for c in name_cat.categories]
+    want = np.array([c in names for c in cats] + [False], dtype=bool)
+    codes = np.asarray(name_cat.codes)
+    n_all = len(df)
+    key_vals = [_key_values(df[k]) for k in keys]
+    # pass 1: where runs of used rows with equal keys start (a start may be spurious: equal runs merge below)
+    starts, n_used, seen_code = [], 0, np.zeros(len(cats) + 1, dtype=bool)
+    prev_used = False
+    for b in range(0, n_all, _BLOCK):
+        e = min(b + _BLOCK, n_all)
+        used = want[codes[b:e]]
+        if rows is not None:
+            used &= rows[b:e]
+        change = np.zeros(e - b, dtype=bool)
+        change[0] = b == 0
+        lo = max(b - 1, 0)
+        for vm in key_vals:
+            if vm is None:
+                change[:] = True
+                break
+            data, mask = vm
+            d = data[lo:e]
+            if b:
+                change |= d[1:] != d[:-1]
+                if mask is not None:
+                    change |= mask[lo + 1:e] != mask[lo:e - 1]
+            else:
+                change[1:] |= d[1:] != d[:-1]
+                if mask is not None:
+                    change[1:] |= mask[1:e] != mask[:e - 1]
+        after_gap = np.empty(e - b, dtype=bool)          # the row before was not used: a new run
+        after_gap[0] = not prev_used
+        after_gap[1:] = ~used[:-1]
+        starts.append(np.flatnonzero(used & (change | after_gap)) + b)
+        n_used += int(np.count_nonzero(used))
+        seen_code[np.unique(codes[b:e][used])] = True
+        prev_used = bool(used[-1]) if e > b else prev_used
+    if not n_used:
         return pd.DataFrame({**{k: df[k].iloc[:0] for k in keys}, **{c: pd.Series([], dtype="float64") for c in names}})
-    comp = np.zeros(len(sub), dtype=np.int64)
-    for k in keys:
-        col = sub[k]
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            c = np.asarray(col.cat.codes, dtype=np.int64) + 1          # missing (-1) becomes 0
-        else:
-            c = pd.factorize(col, use_na_sentinel=False)[0].astype(np.int64)
+    run_at = np.concatenate(starts)
+    comp = np.zeros(len(run_at), dtype=np.int64)
+    for k, vm in zip(keys, key_vals):
+        c = _codes_of(df[k], run_at, None if vm is None else (vm[0][run_at], None if vm[1] is None else vm[1][run_at]))
         if (int(comp.max()) + 1) * (int(c.max()) + 1) >= 2 ** 62:     # keep the combined key from overflowing
             comp = pd.factorize(comp)[0].astype(np.int64)
         comp = comp * (int(c.max()) + 1) + c
-    gid, _ = pd.factorize(comp)
-    # factorize numbers groups in order of first appearance: a row is a group's first where its id is new
-    seen = np.maximum.accumulate(gid)
-    first = np.flatnonzero(np.r_[True, gid[1:] > seen[:-1]])
-    name_cat = sub["name"].astype("category").cat
-    present = [nm for nm in names if nm in set(name_cat.categories[np.unique(name_cat.codes[name_cat.codes >= 0])])]
+    if len(comp) < 2 or bool(np.all(comp[1:] > comp[:-1])):
+        run_gid = np.arange(len(comp), dtype=np.int64)           # every run a group of its own
+    else:
+        run_gid = pd.factorize(comp)[0].astype(np.int64)
+    seen = np.maximum.accumulate(run_gid)
+    first = run_at[np.flatnonzero(np.r_[True, run_gid[1:] > seen[:-1]])]
+    n_groups = int(seen[-1]) + 1
+    present = [nm for nm in names if nm in {c for c, hit in zip(cats, seen_code) if hit}]
     col_of = {nm: i for i, nm in enumerate(present)}
-    col_of_cat = np.array([col_of.get(str(c), -1) for c in name_cat.categories], dtype=np.int64)
-    name_idx = col_of_cat[np.asarray(name_cat.codes, dtype=np.int64)]
-    wide = np.full((len(first), len(present)), np.nan)
-    wide[gid, name_idx] = sub["value"].to_numpy()
-    out = sub.iloc[first][keys].reset_index(drop=True)
-    for nm, i in col_of.items():
-        out[nm] = wide[:, i]
-    return out
+    col_of_cat = np.array([col_of.get(c, -1) for c in cats] + [-1], dtype=np.int64)
+    # pass 2: scatter the values, last one winning
+    wide = np.full((len(present), n_groups), np.nan)          # one row per column: contiguous columns
+    value = df["value"].to_numpy()
+    is_start = np.zeros(_BLOCK, dtype=np.int32)
+    done = 0                                                  # runs started before the block
+    for b in range(0, n_all, _BLOCK):
+        e = min(b + _BLOCK, n_all)
+        used = want[codes[b:e]]
+        if rows is not None:
+            used &= rows[b:e]
+        hi = int(np.searchsorted(run_at, e))
+        flag = is_start[:e - b]
+        flag[:] = 0
+        flag[run_at[done:hi] - b] = 1
+        run_no = np.cumsum(flag, dtype=np.int64)[used] + (done - 1)
+        done = hi
+        at = np.flatnonzero(used)
+        wide[col_of_cat[codes[b:e][at]], run_gid[run_no]] = value[b:e][at]
+    out = pd.DataFrame({k: df[k].array.take(first) for k in keys}, copy=False)
+    # the values as one block, straight from ``wide`` (a frame holds a block as (columns, rows))
+    return pd.concat([out, pd.DataFrame(wide.T, columns=pd.Index(present, dtype=object), copy=False)], axis=1)
 
 
 def build_outputs(scalars: pd.DataFrame) -> pd.DataFrame:
@@ -202,9 +355,8 @@ def build_outputs(scalars: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_grads(scalars: pd.DataFrame) -> pd.DataFrame:
-    per_param = scalars[scalars["param"].notna() & scalars["name"].isin(GRAD_NAMES)]
     keys = ["source", "segment", "epoch", "batch", "step", "param"]
-    out = pivot_fast(per_param, keys, GRAD_NAMES)
+    out = pivot_fast(scalars, keys, GRAD_NAMES, rows=scalars["param"].notna().to_numpy())
     for c in ("grad_norm", "weight_norm", "update_norm"):
         if c not in out.columns:
             out[c] = np.nan

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,6 +48,221 @@ class Chunk:
     #: slow lines that mention accumulation, for the config phrases ("Gradient accumulation ... steps=3")
     phrase_lines: list[tuple[int, str]] = field(default_factory=list)
     n_blank: int = 0
+    #: with ``by_shape``: the other lines, not read yet (0-based index, start, end, subject index or -1)
+    slow: tuple | None = None
+
+
+REASON_TEXT = "no numeric value (message text)"
+REASON_NON_NUMERIC = "non-numeric value"
+_PHASES = {"train": 0, "val": 1, "test": 2}
+_EMPTY_I64 = np.empty(0, np.int64)
+
+
+@dataclass
+class Columns:
+    """One chunk, read: everything the reader keeps, as arrays in line order.
+
+    Two sets of value rows, each in line order (no line has both): the fast path's ``f_*``, with
+    0-based line indices within the chunk (line ``first_line + f_line``), and the other lines'
+    (``line`` ... ``ts``), with line numbers. Codes are local to the chunk: keys index ``keys``,
+    params index ``subjects`` (-1: none), ``ts`` indexes ``ts_list`` (-1: none). Events are the lines
+    that set context or phase (phase codes: -1 none, 0 train, 1 val, 2 test; NaN where a line does
+    not set that field).
+    """
+
+    n_lines: int = 0
+    n_bytes: int = 0
+    first_line: int = 1
+    f_line: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    f_key: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    f_param: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    f_value: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    line: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    key: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    param: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    value: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    ts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    keys: list[str] = field(default_factory=list)
+    subjects: list[str] = field(default_factory=list)
+    ts_list: list[str] = field(default_factory=list)
+    ev_line: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    ev_epoch: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    ev_batch: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    ev_step: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    ev_phase: np.ndarray = field(default_factory=lambda: np.empty(0, np.int8))
+    sections: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    #: (line, key, text, subject index or -1), only before the chunk's first epoch/batch/step
+    text_values: list[tuple[int, str, str, int]] = field(default_factory=list)
+    #: the first few skipped lines (line order), and how many lines were skipped for each reason
+    skip_examples: list[tuple[int, str, str]] = field(default_factory=list)
+    skip_counts: dict[str, int] = field(default_factory=dict)
+    tracebacks: list[tuple[int, str]] = field(default_factory=list)
+    bad_utf8_lines: list[int] = field(default_factory=list)
+    phrase_lines: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.f_line) + len(self.line)
+
+    def shift(self, offset: int) -> None:
+        """Move every line number by ``offset`` (a chunk numbered from 1, put in its place in the file)."""
+        if not offset:
+            return
+        self.first_line += offset
+        self.line += offset
+        self.ev_line += offset
+        self.sections += offset
+        self.text_values = [(ln + offset, k, v, p) for ln, k, v, p in self.text_values]
+        self.skip_examples = [(ln + offset, r, t) for ln, r, t in self.skip_examples]
+        self.tracebacks = [(ln + offset, t) for ln, t in self.tracebacks]
+        self.phrase_lines = [(ln + offset, t) for ln, t in self.phrase_lines]
+        self.bad_utf8_lines = [ln + offset for ln in self.bad_utf8_lines]
+
+    def key_order(self) -> list[int]:
+        """The chunk's key codes in the order its lines first use them."""
+        if not len(self.line):
+            return pd.unique(self.f_key).tolist()
+        if not len(self.f_line):
+            return pd.unique(self.key).tolist()
+        f_first = pd.Series(np.arange(len(self.f_key))).groupby(self.f_key).first()
+        s_first = pd.Series(np.arange(len(self.key))).groupby(self.key).first()
+        at = {}
+        for c, i in f_first.items():
+            at[int(c)] = int(self.f_line[i]) + self.first_line
+        for c, i in s_first.items():
+            ln = int(self.line[i])
+            if int(c) not in at or ln < at[int(c)]:
+                at[int(c)] = ln
+        return sorted(at, key=at.get)
+
+
+class SlowOut:
+    """Collects what the lines outside the fast path give, per line (``add_parsed``) or in bulk."""
+
+    MAX_EXAMPLES = 20
+
+    def __init__(self, keys: list[str] | None = None):
+        self.keys = list(keys or [])
+        self._code = {k: i for i, k in enumerate(self.keys)}
+        self.ts_list: list[str] = []
+        self.rows: list[tuple] = []                 # (line, key, param, value, ts) arrays, in bulk
+        self._rl, self._rk, self._rp, self._rv, self._rt = [], [], [], [], []
+        self.events: list[tuple] = []               # (line, epoch, batch, step, phase) arrays, in bulk
+        self._el, self._ee, self._eb, self._es, self._ep = [], [], [], [], []
+        self.sections: list[np.ndarray] = []       # in bulk
+        self._sec: list[int] = []
+        self.text_values: list[tuple[int, str, str, int]] = []
+        self.skips: list[tuple[int, str, str | None]] = []
+        self.skip_bulk: list[tuple[np.ndarray, str]] = []
+        self.tracebacks: list[tuple[int, str]] = []
+        self.phrase_lines: list[tuple[int, str]] = []
+        self.n_blank = 0
+
+    def code(self, k: str) -> int:
+        c = self._code.get(k)
+        if c is None:
+            c = self._code[k] = len(self.keys)
+            self.keys.append(k)
+        return c
+
+    def add_parsed(self, ln: int, p: g.Parsed, pi: int) -> None:
+        """One line the grammar read (kind not blank, not plain text)."""
+        ts = -1
+        if p.timestamp is not None and p.values:
+            ts = len(self.ts_list)
+            self.ts_list.append(p.timestamp)
+        for k, v in p.values:
+            self._rl.append(ln)
+            self._rk.append(self.code(k))
+            self._rp.append(pi)
+            self._rv.append(v)
+            self._rt.append(ts)
+        if p.context or p.phase:
+            ctx = p.context
+            self._el.append(ln)
+            self._ee.append(ctx.get("epoch", np.nan))
+            self._eb.append(ctx.get("batch", np.nan))
+            self._es.append(ctx.get("step", np.nan))
+            self._ep.append(_PHASES.get(p.phase, -1))
+        if p.kind == "section":
+            self._sec.append(ln)
+        for k, v in p.text_values:
+            self.text_values.append((ln, k, v, pi))
+
+    def finish(self, out: Columns, n_lines: int, fast_rows: tuple | None, text_of, first_line: int) -> Columns:
+        """Everything into ``out``; ``fast_rows`` = (0-based line, key, param, value) of the fast lines
+        (keys already in ``self.keys``); ``text_of(line)`` gives a line's text for skip examples."""
+        out.n_lines = n_lines
+        out.first_line = first_line
+        if fast_rows is not None:
+            out.f_line, out.f_key, out.f_param, out.f_value = fast_rows
+        rows = self.rows + ([(np.asarray(self._rl, np.int64), np.asarray(self._rk, np.int32),
+                              np.asarray(self._rp, np.int32), np.asarray(self._rv, np.float64),
+                              np.asarray(self._rt, np.int32))] if self._rl else [])
+        out.line, out.key, out.param, out.value, out.ts = _concat_sorted(
+            rows, 5, (np.int64, np.int32, np.int32, np.float64, np.int32))
+        out.keys, out.ts_list = self.keys, self.ts_list
+        evs = self.events + ([(np.asarray(self._el, np.int64), np.asarray(self._ee, np.float64),
+                               np.asarray(self._eb, np.float64), np.asarray(self._es, np.float64),
+                               np.asarray(self._ep, np.int8))] if self._el else [])
+        out.ev_line, out.ev_epoch, out.ev_batch, out.ev_step, out.ev_phase = _concat_sorted(
+            evs, 5, (np.int64, np.float64, np.float64, np.float64, np.int8))
+        secs = self.sections + ([np.asarray(self._sec, np.int64)] if self._sec else [])
+        out.sections = np.sort(np.concatenate(secs)) if secs else _EMPTY_I64
+        # text values are configuration only before the first epoch/batch/step: one of this chunk's, or earlier
+        has_ctx = ~(np.isnan(out.ev_epoch) & np.isnan(out.ev_batch) & np.isnan(out.ev_step))
+        limit = int(out.ev_line[has_ctx][0]) if has_ctx.any() else None
+        out.text_values = sorted((t for t in self.text_values if limit is None or t[0] < limit), key=lambda t: t[0])
+        out.tracebacks = sorted(self.tracebacks, key=lambda t: t[0])
+        out.phrase_lines = sorted(self.phrase_lines, key=lambda t: t[0])
+        self._skips_into(out, text_of)
+        return out
+
+    def _skips_into(self, out: Columns, text_of) -> None:
+        lines = [np.asarray([s[0] for s in self.skips], np.int64)] + [b[0] for b in self.skip_bulk]
+        reasons = [s[1] for s in self.skips] + [b[1] for b in self.skip_bulk]
+        if not sum(len(x) for x in lines):
+            return
+        rid = {r: i for i, r in enumerate(dict.fromkeys(reasons))}
+        names = list(rid)
+        rcode = np.concatenate([np.asarray([rid[s[1]] for s in self.skips], np.int64)] +
+                               [np.full(len(b[0]), rid[b[1]], np.int64) for b in self.skip_bulk])
+        texts = {s[0]: s[2] for s in self.skips}
+        allln = np.concatenate(lines)
+        order = np.argsort(allln, kind="stable")
+        allln, rcode = allln[order], rcode[order]
+        first = {}
+        for r in np.unique(rcode):
+            first[int(r)] = int(np.flatnonzero(rcode == r)[0])
+        for r in sorted(first, key=first.get):         # by first occurrence, as SkipLog would count them
+            out.skip_counts[names[r]] = int(np.count_nonzero(rcode == r))
+        for ln, r in zip(allln[:self.MAX_EXAMPLES].tolist(), rcode[:self.MAX_EXAMPLES].tolist()):
+            t = texts.get(ln)
+            out.skip_examples.append((ln, names[r], t if t is not None else text_of(ln)))
+
+
+def _concat_sorted(parts: list[tuple], n: int, dtypes) -> tuple:
+    if not parts:
+        return tuple(np.empty(0, dt) for dt in dtypes)
+    cols = [np.concatenate([p[i] for p in parts]).astype(dtypes[i], copy=False) if len(parts) > 1
+            else np.asarray(parts[0][i], dtypes[i]) for i in range(n)]
+    if len(cols[0]) > 1 and np.any(cols[0][1:] < cols[0][:-1]):
+        order = np.argsort(cols[0], kind="stable")
+        cols = [c[order] for c in cols]
+    return tuple(cols)
+
+
+def to_columns(ch: Chunk, first_line: int) -> Columns:
+    """A :class:`Chunk` from :func:`tokenize` (``first_line`` as given to it) as :class:`Columns`."""
+    slow = SlowOut(ch.keys)
+    for ln, p, pi in ch.parsed:
+        slow.add_parsed(ln, p, pi)
+    slow.skips = [(ln, r, t) for ln, r, t in ch.skipped]
+    out = Columns(subjects=list(ch.subjects), bad_utf8_lines=list(ch.bad_utf8_lines))
+    slow.tracebacks = list(ch.tracebacks)
+    slow.phrase_lines = list(ch.phrase_lines)
+    return slow.finish(out, ch.n_lines, ((ch.v_line - first_line).astype(np.int32), ch.v_key.astype(np.int32),
+                                         ch.v_param.astype(np.int32), ch.v_value), None, first_line)
 
 
 def _line_bounds(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +311,12 @@ def _gather(a: np.ndarray, start: np.ndarray, stop: np.ndarray) -> pa.LargeStrin
     return pa.LargeStringArray.from_buffers(len(lens), pa.py_buffer(offs), pa.py_buffer(data))
 
 
-def tokenize(buf: bytes, first_line: int, fast: bool = True) -> Chunk:
-    """Tokenise ``buf`` (whole lines, valid UTF-8), whose first line is ``first_line`` (1-based)."""
+def tokenize(buf: bytes, first_line: int, fast: bool = True, by_shape: bool = False) -> Chunk:
+    """Tokenise ``buf`` (whole lines, valid UTF-8), whose first line is ``first_line`` (1-based).
+
+    ``fast=False`` leaves every line but blank and subject lines to the grammar (the reference
+    engine). ``by_shape``: the other lines are not read here but handed back in ``Chunk.slow``
+    (``_text_shapes`` reads them)."""
     a = np.frombuffer(buf, dtype=np.uint8)
     out = Chunk()
     if len(a) == 0:
@@ -145,6 +365,9 @@ def tokenize(buf: bytes, first_line: int, fast: bool = True) -> Chunk:
 
     slow = np.flatnonzero(~blank & ~is_subject & ~simple)
     out.n_blank = int(blank.sum())
+    if by_shape:
+        out.slow = (slow.astype(np.int32), starts[slow], ends[slow], param_of_line[slow].astype(np.int32))
+        return out
     _slow_lines(buf, slow, starts, ends, first_line, param_of_line, out)
     return out
 
@@ -234,3 +457,68 @@ def _slow_lines(buf: bytes, idx: np.ndarray, starts, ends, first_line: int, para
             out.parsed.append((ln, p, int(param_of_line[i])))
     if in_tb:
         out.tracebacks.append((tb_line, "(no exception line: the log ends inside the traceback)"))
+
+
+def context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
+    """The context state machine over the header events (phase codes: -1 none, 0 train, 1 val, 2 test).
+
+    Returns, per event, the epoch, batch, step, phase and segment in force after it, and whether it
+    starts a new segment (a ``reset``, or a counter that goes back). Plain Python over lists or arrays;
+    ``_text_jit`` compiles this same function with numba.
+    """
+    n = len(ev_e)
+    ep = np.empty(n)
+    ba = np.empty(n)
+    st = np.empty(n)
+    ph = np.empty(n, dtype=np.int8)
+    seg = np.empty(n, dtype=np.int64)
+    back = np.zeros(n, dtype=np.bool_)
+    nan = np.nan
+    epoch = nan
+    batch = nan
+    step = nan
+    # the highest batch seen in this epoch, per phase (index phase + 1), for spotting restarts: an
+    # evaluation loop counts its batches from 0 again each time it starts, without the run restarting
+    last = np.full(4, nan)
+    phase = -1
+    segment = 0
+    for i in range(n):
+        e = ev_e[i]
+        b = ev_b[i]
+        s = ev_s[i]
+        p = ev_p[i]
+        if p != -1 and p != phase and p != 0:
+            last[p + 1] = nan
+        counted = p if p != -1 else phase
+        lb = last[counted + 1]
+        restart = ev_reset[i] or (e < epoch) or (s < step) or (b == b and (e == epoch or e != e) and b < lb)
+        if restart:
+            segment += 1
+            back[i] = True
+            epoch = nan
+            batch = nan
+            step = nan
+            for q in range(4):
+                last[q] = nan
+            phase = -1
+        if e == e:
+            if e != epoch:
+                phase = p
+                for q in range(4):
+                    last[q] = nan
+            batch = nan         # an epoch line without a batch is about the whole epoch
+            epoch = e
+        if b == b:
+            batch = b
+            cur = last[counted + 1]
+            last[counted + 1] = b if cur != cur else max(cur, b)
+        if s == s:
+            step = s
+        if p != -1:
+            phase = p
+        ep[i] = epoch
+        ba[i] = batch
+        st[i] = step
+        ph[i] = phase
+        seg[i] = segment
+    return ep, ba, st, ph, seg, back

@@ -23,13 +23,23 @@ When a file writes a ``--- SECTION ---`` block *before* the first header, every
 such block belongs to the header that follows it, as in the seed's log.
 Restarted runs appended to one file (a counter going back) become segments.
 
-The file is streamed in chunks; big logs are tokenised with numpy/pyarrow
-(``_text_fast``) on two threads.
+The file is streamed in chunks (memory-mapped, each chunk copied once) and tokenised on two threads,
+each chunk's values written once into the output columns. Engines (``TextLogReader(engine=...)``):
+
+- ``jit``: a numba-compiled single pass over the bytes (``_text_jit``); ``auto`` uses it for logs of
+  :data:`JIT_MIN_BYTES` or more when numba is installed (``pip install collapse_nb[fast]``);
+- ``numpy``: numpy and pyarrow's RE2 kernels (``_text_fast``), the engine without numba;
+- ``python``: the grammar line by line, the reference the other two must equal.
+
+The lines the fast paths do not cover (headers, ``a/b: x / y`` pairs, logging prefixes) are read
+by their shape (``_text_shapes``): the grammar once per shape, the numbers of each line from its bytes.
 """
 from __future__ import annotations
 
-import math
+import importlib.util
+import mmap
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +47,13 @@ from typing import Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..config import canonical_key
 from ..errors import UnreadableFileError
 from . import _text_fast as fast
-from ._text_grammar import parse_line
+from . import _text_shapes
 from .base import ReadResult, Reader, SkipLog, looks_binary, read_head, register
 
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -60,56 +72,106 @@ _SNIFF = re.compile(rb"(?im)(^|[\s|,\[])(epoch|batch|step|iter|iteration)\b\s*[=
                     rb"[A-Za-z_][\w./ ()-]{0,60}\s*[:=]\s*[-+]?\d[\d.,]*(e[-+]?\d+)?\s*($|[\s,|%])")
 
 
-def iter_chunks(path: Path, chunk_bytes: int | None = None) -> Iterator[tuple[bytes, int]]:
-    """Yield ``(bytes, first line number)``, each chunk cut before a line that starts unindented."""
+def iter_chunks(path: Path, chunk_bytes: int | None = None,
+                count_lines: bool = True) -> Iterator[tuple[bytes, int | None]]:
+    """Yield ``(bytes, first line number)``, each chunk cut before a line that starts unindented.
+
+    The file is memory-mapped, so each chunk is copied once, and the pages already cut into chunks
+    are let go (they do not stay in this process's memory). With ``count_lines=False`` the line
+    numbers are not worked out (``None``): the reader numbers each chunk's lines itself.
+    """
     chunk_bytes = chunk_bytes or CHUNK_BYTES      # read at call time, so the module setting can be changed
-    line = 1
     with open(path, "rb") as f:
-        rest = b""
-        while True:
-            data = f.read(chunk_bytes)
-            buf = rest + data
-            if not data:
-                if buf:
-                    yield buf, line
-                return
-            cut = _cut_point(buf)
-            if cut <= 0:                       # one enormous line (or block): keep reading
-                rest = buf
-                continue
-            chunk, rest = buf[:cut], buf[cut:]
-            yield chunk, line
+        try:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (ValueError, OSError):             # an empty file, or one that cannot be mapped
+            yield from _read_chunks(f, chunk_bytes, count_lines)
+            return
+        with mm:
+            size, pos, line = len(mm), 0, 1
+            while pos < size:
+                hi = pos + chunk_bytes
+                while hi < size:
+                    cut = _cut_point(mm, pos, hi)
+                    if cut > pos:
+                        break
+                    hi += chunk_bytes             # one enormous line (or block): look further
+                else:
+                    cut = size
+                chunk = mm[pos:cut]
+                _let_go(mm, pos, cut)
+                yield chunk, (line if count_lines else None)
+                if count_lines:
+                    line += chunk.count(b"\n")
+                pos = cut
+
+
+def _let_go(mm: mmap.mmap, start: int, stop: int) -> None:
+    """Drop the mapped pages of ``mm[start:stop]`` from this process (the page cache keeps them)."""
+    page = mmap.PAGESIZE
+    lo, hi = start - start % page, stop - stop % page
+    if hi > lo and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except OSError:
+            pass
+
+
+def _read_chunks(f, chunk_bytes: int, count_lines: bool) -> Iterator[tuple[bytes, int | None]]:
+    line = 1
+    rest = b""
+    while True:
+        data = f.read(chunk_bytes)
+        buf = rest + data
+        if not data:
+            if buf:
+                yield buf, (line if count_lines else None)
+            return
+        cut = _cut_point(buf)
+        if cut <= 0:                       # one enormous line (or block): keep reading
+            rest = buf
+            continue
+        chunk, rest = buf[:cut], buf[cut:]
+        yield chunk, (line if count_lines else None)
+        if count_lines:
             line += chunk.count(b"\n")
 
 
-def _cut_point(buf: bytes) -> int:
-    """Where to cut: before an unindented line that does not end a traceback (its exception line)."""
-    pos = len(buf)
+def _cut_point(buf, lo: int = 0, hi: int | None = None) -> int:
+    """Where to cut ``buf[lo:hi]``: before an unindented line that does not end a traceback (its exception
+    line). -1: nowhere."""
+    hi = len(buf) if hi is None else hi
+    pos = hi
     for _ in range(10_000):
-        nl = buf.rfind(b"\n", 0, pos)
+        nl = buf.rfind(b"\n", lo, pos)
         if nl < 0:
             return -1
-        nxt = buf[nl + 1:nl + 2]
-        if nxt and nxt not in b" \t\r\n" and not _in_traceback(buf, nl):
+        nxt = buf[nl + 1:nl + 2] if nl + 1 < hi else b""
+        if nxt and nxt not in b" \t\r\n" and not _in_traceback(buf, nl, lo):
             return nl + 1
         pos = nl
-    return buf.rfind(b"\n") + 1
+    nl = buf.rfind(b"\n", lo, hi)
+    return nl + 1 if nl >= 0 else -1
 
 
-def _in_traceback(buf: bytes, end: int) -> bool:
-    """Whether the lines before ``end`` are a traceback's frames, still waiting for the exception line."""
+def _in_traceback(buf, end: int, lo: int = 0) -> bool:
+    """Whether the lines of ``buf[lo:end]`` before ``end`` are a traceback's frames, still waiting for the
+    exception line."""
     for _ in range(1_000):
-        start = buf.rfind(b"\n", 0, end) + 1
+        nl = buf.rfind(b"\n", lo, end)
+        start = nl + 1 if nl >= 0 else lo
         line = buf[start:end]
         if line.strip() and line[:1] not in b" \t":
             return line.rstrip().endswith(_TRACEBACK_START)
-        if start == 0:
+        if start == lo:
             return False
         end = start - 1
     return False
 
 
 def _valid_utf8(buf: bytes, first_line: int, bad: list[int]) -> bytes:
+    if buf.isascii():
+        return buf
     try:
         buf.decode("utf-8")
         return buf
@@ -121,23 +183,51 @@ def _valid_utf8(buf: bytes, first_line: int, bad: list[int]) -> bytes:
         return text.encode("utf-8")
 
 
+class _Rows:
+    """The value rows of the whole file, in line order: columns that grow (rarely: they are sized from
+    the first chunk) and that each chunk's rows are written into once, in their final place."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.line = np.empty(0, np.int64)
+        self.key = np.empty(0, np.int32)
+        self.param = np.empty(0, np.int32)
+        self.value = np.empty(0, np.float64)
+
+    def reserve(self, more: int, hint: int) -> None:
+        if self.n + more <= len(self.line):
+            return
+        cap = max(hint, int((self.n + more) * 1.5) + 1024)
+        for name in ("line", "key", "param", "value"):
+            old = getattr(self, name)
+            new = np.empty(cap, dtype=old.dtype)     # only the part written is ever touched
+            new[:self.n] = old[:self.n]
+            setattr(self, name, new)
+
+
 @dataclass
 class _Acc:
-    """Everything collected from the chunks, in file order."""
+    """Everything collected from the chunks, in file order (chunks arrive in file order)."""
 
+    size: int = 0
     keys: dict[str, int] = field(default_factory=dict)
     params: dict[str, int] = field(default_factory=dict)
-    #: per chunk, in line order: (line, key code, param code, value, index into ``ts`` or -1)
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    rows: _Rows = field(default_factory=_Rows)
     ts: list[str] = field(default_factory=list)
-    events: list[tuple[int, dict, str | None]] = field(default_factory=list)
-    sections: list[int] = field(default_factory=list)
+    #: rows with a timestamp: their positions, and the index of their timestamp in ``ts``
+    ts_rows: list[np.ndarray] = field(default_factory=list)
+    ts_index: list[np.ndarray] = field(default_factory=list)
+    #: per chunk: the lines that set context or phase (line, epoch, batch, step, phase code)
+    events: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    sections: list[np.ndarray] = field(default_factory=list)
     text_values: list[tuple[int, str, str, int]] = field(default_factory=list)
     phrases: dict[str, tuple[object, int]] = field(default_factory=dict)
     skipped: SkipLog = field(default_factory=SkipLog)
     tracebacks: list[tuple[int, str]] = field(default_factory=list)
     bad_utf8: list[int] = field(default_factory=list)
     n_lines: int = 0
+    #: the first line that sets epoch/batch/step (text values after it are not configuration)
+    first_ctx: int | None = None
 
     def code(self, table: dict[str, int], s: str) -> int:
         c = table.get(s)
@@ -145,45 +235,69 @@ class _Acc:
             c = table[s] = len(table)
         return c
 
-    def add(self, ch: fast.Chunk) -> None:
-        """Take one chunk's values, merged into line order (chunks arrive in file order)."""
+    def add(self, ch: fast.Columns) -> None:
+        """Take one chunk's columns (its lines already numbered in the file)."""
         self.n_lines += ch.n_lines
+        if not all(k in self.keys for k in ch.keys):
+            # new keys are numbered in the order the file first uses them, whatever the engine
+            for c in ch.key_order():
+                self.code(self.keys, ch.keys[c])
         kmap = np.array([self.code(self.keys, k) for k in ch.keys] + [-1], dtype=np.int32)
         pmap = np.array([self.code(self.params, s) for s in ch.subjects] + [-1], dtype=np.int32)
-        s_line, s_key, s_param, s_value, s_ts = [], [], [], [], []
-        subjects = ch.subjects
-        for ln, p, pi in ch.parsed:
-            param = self.code(self.params, subjects[pi]) if pi >= 0 else -1
-            ts = -1
-            if p.timestamp is not None and p.values:
-                ts = len(self.ts)
-                self.ts.append(p.timestamp)
-            for k, v in p.values:
-                s_line.append(ln)
-                s_key.append(self.code(self.keys, k))
-                s_param.append(param)
-                s_value.append(v)
-                s_ts.append(ts)
-            if p.context or p.phase:
-                self.events.append((ln, p.context, p.phase))
-            if p.kind == "section":
-                self.sections.append(ln)
-            for k, v in p.text_values:
-                self.text_values.append((ln, k, v, param))
-        line = np.concatenate([ch.v_line, np.asarray(s_line, dtype=np.int64)])
-        if len(line):
-            order = np.argsort(line, kind="stable") if s_line and len(ch.v_line) else slice(None)
-            n_fast = len(ch.v_line)
-            self.parts.append((
-                line[order],
-                np.concatenate([kmap[ch.v_key], np.asarray(s_key, dtype=np.int32)])[order],
-                np.concatenate([pmap[ch.v_param], np.asarray(s_param, dtype=np.int32)])[order],
-                np.concatenate([ch.v_value, np.asarray(s_value, dtype=np.float64)])[order],
-                np.concatenate([np.full(n_fast, -1, dtype=np.int32), np.asarray(s_ts, dtype=np.int32)])[order],
-            ))
-        for ln, reason, text in ch.skipped:
+        self._rows(ch, kmap, pmap)
+        self.ts.extend(ch.ts_list)
+        if len(ch.ev_line):
+            self.events.append((ch.ev_line, ch.ev_epoch, ch.ev_batch, ch.ev_step, ch.ev_phase))
+            if self.first_ctx is None:
+                has = ~(np.isnan(ch.ev_epoch) & np.isnan(ch.ev_batch) & np.isnan(ch.ev_step))
+                if has.any():
+                    self.first_ctx = int(ch.ev_line[has][0])
+        if len(ch.sections):
+            self.sections.append(ch.sections)
+        limit = self.first_ctx if self.first_ctx is not None else np.iinfo(np.int64).max
+        for ln, k, v, pi in ch.text_values:
+            if ln < limit:
+                self.text_values.append((ln, k, v, int(pmap[pi])))
+        shown: dict[str, int] = {}
+        for ln, reason, text in ch.skip_examples:
             self.skipped.add(ln, reason, text)
+            shown[reason] = shown.get(reason, 0) + 1
+        for reason, n in ch.skip_counts.items():
+            rest = n - shown.get(reason, 0)
+            if rest:
+                self.skipped.count += rest
+                self.skipped.by_reason[reason] = self.skipped.by_reason.get(reason, 0) + rest
         self.tracebacks.extend(ch.tracebacks)
+
+    def _rows(self, ch: fast.Columns, kmap: np.ndarray, pmap: np.ndarray) -> None:
+        """Write the chunk's fast rows and other rows, merged in line order, after the rows so far."""
+        rows = self.rows
+        nf, ns = len(ch.f_line), len(ch.line)
+        if not nf + ns:
+            return
+        # the first chunk tells how many rows the file will have, roughly (room not written is never touched;
+        # bounded, so that a huge file does not ask for more address space than the machine would give)
+        rows.reserve(nf + ns, min(int((nf + ns) * 1.15 * self.size / max(ch.n_bytes, 1)) + 1024, 1 << 25))
+        a, b = rows.n, rows.n + nf + ns
+        line, key, param, value = rows.line[a:b], rows.key[a:b], rows.param[a:b], rows.value[a:b]
+        if not ns:
+            np.add(ch.f_line, np.int64(ch.first_line), out=line)
+            np.take(kmap, ch.f_key, out=key, mode="wrap")         # code -1 takes the trailing -1
+            np.take(pmap, ch.f_param, out=param, mode="wrap")
+            value[:] = ch.f_value
+        else:
+            f_abs = ch.f_line.astype(np.int64) + ch.first_line
+            fp = np.arange(nf) + np.searchsorted(ch.line, f_abs)
+            sp = np.arange(ns) + np.searchsorted(f_abs, ch.line)
+            line[fp], line[sp] = f_abs, ch.line
+            key[fp], key[sp] = kmap[ch.f_key], kmap[ch.key]
+            param[fp], param[sp] = pmap[ch.f_param], pmap[ch.param]
+            value[fp], value[sp] = ch.f_value, ch.value
+            with_ts = ch.ts >= 0
+            if with_ts.any():
+                self.ts_rows.append(a + sp[with_ts])
+                self.ts_index.append(ch.ts[with_ts].astype(np.int64) + len(self.ts))
+        rows.n = b
 
 
 def _phrases_in(path: Path, acc: _Acc, lines: list[tuple[int, str]]) -> None:
@@ -220,22 +334,23 @@ class TextLogReader(Reader):
             raise UnreadableFileError(path, "file is empty (or only whitespace)")
         if looks_binary(head):
             raise UnreadableFileError(path, "file holds binary data, not a text log")
-        acc = _Acc()
-        use_fast = self.engine != "python"
+        acc = _Acc(size=path.stat().st_size)
+        tokenize = _tokenizer(self.engine, path)
         phrase_lines: list[tuple[int, str]] = []
 
-        def work(item: tuple[bytes, int]) -> fast.Chunk:
-            buf, first = item
+        def work(buf: bytes) -> fast.Columns:
+            # lines are numbered within the chunk; _take moves them to their place in the file
             bad: list[int] = []
-            buf = _valid_utf8(buf, first, bad)
-            ch = fast.tokenize(buf, first, fast=use_fast)
+            buf = _valid_utf8(buf, 1, bad)
+            ch = tokenize(buf, 1)
             ch.bad_utf8_lines = bad
+            ch.n_bytes = len(buf)
             return ch
 
         with ThreadPoolExecutor(max_workers=max(1, self.threads)) as pool:
             pending = []
-            for item in iter_chunks(path):
-                pending.append(pool.submit(work, item))
+            for buf, _ in iter_chunks(path, count_lines=False):
+                pending.append(pool.submit(work, buf))
                 if len(pending) > self.threads:
                     self._take(pending.pop(0).result(), acc, phrase_lines)
             for fut in pending:
@@ -244,57 +359,71 @@ class TextLogReader(Reader):
         return _assemble(path, acc)
 
     @staticmethod
-    def _take(ch: fast.Chunk, acc: _Acc, phrase_lines: list[tuple[int, str]]) -> None:
+    def _take(ch: fast.Columns, acc: _Acc, phrase_lines: list[tuple[int, str]]) -> None:
+        ch.shift(acc.n_lines)
         acc.add(ch)
         acc.bad_utf8.extend(ch.bad_utf8_lines)
         phrase_lines.extend(ch.phrase_lines)
 
 
-def _context_states(events: list[tuple[int, dict, str | None]]):
-    """Run the context state machine over the header events; one state per event."""
-    n = len(events)
-    ev_line = np.empty(n, dtype=np.int64)
-    ep, ba, st = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    ph: list[str | None] = [None] * n
-    seg = np.zeros(n, dtype=np.int64)
-    epoch = batch = step = math.nan
-    # the highest batch seen in this epoch, per phase, for spotting restarts: an evaluation loop
-    # counts its batches from 0 again each time it starts, without the run having restarted
-    last_batch: dict[str | None, float] = {}
-    phase: str | None = None
-    segment = 0
-    restarts = []
-    for i, (ln, ctx, p) in enumerate(events):
-        e, b, s = ctx.get("epoch", math.nan), ctx.get("batch", math.nan), ctx.get("step", math.nan)
-        if p is not None and p != phase and p != "train":
-            last_batch.pop(p, None)
-        counted = p if p is not None else phase
-        back = "reset" in ctx or (e < epoch) or (s < step) or (
-            not math.isnan(b) and (e == epoch or math.isnan(e)) and b < last_batch.get(counted, math.nan))
-        if back:
-            segment += 1
-            restarts.append(i)
-            epoch = batch = step = math.nan
-            last_batch = {}
-            phase = None
-        if not math.isnan(e):
-            if e != epoch:
-                phase = p
-                last_batch = {}
-            batch = math.nan          # an epoch line without a batch is about the whole epoch
-            epoch = e
-        if not math.isnan(b):
-            batch = b
-            last_batch[counted] = max(last_batch.get(counted, b), b)
-        if not math.isnan(s):
-            step = s
-        if p is not None:
-            phase = p
-        ev_line[i], ep[i], ba[i], st[i], ph[i], seg[i] = ln, epoch, batch, step, phase, segment
-    return ev_line, ep, ba, st, ph, seg, restarts
+#: Files at least this big are tokenised by the compiled (numba) engine when ``engine="auto"``; smaller
+#: ones only once the compiled code is loaded in this process (a first load from numba's cache, or a
+#: first compile, costs more than the numpy engine needs for a small file).
+JIT_MIN_BYTES = 24 * 1024 * 1024
+ENGINES = ("auto", "jit", "numpy", "python")
 
 
-def _restart_starts(events, line: np.ndarray, key: np.ndarray, ctx_lines: np.ndarray) -> list[int]:
+def _tokenizer(engine: str, path: Path):
+    """The chunk tokeniser for ``engine`` (see :data:`ENGINES`)."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown text-log engine {engine!r}; one of {', '.join(ENGINES)}")
+    if engine == "auto":
+        engine = "numpy"
+        if jit_available() and (_JIT_MODULE in sys.modules or path.stat().st_size >= JIT_MIN_BYTES):
+            engine = "jit"
+    if engine == "jit":
+        if not jit_available():
+            raise ValueError("the 'jit' text-log engine needs numba (pip install collapse_nb[fast])")
+        from . import _text_jit
+        return _text_jit.tokenize
+    if engine == "numpy":
+        return _text_shapes.tokenize_numpy
+    return lambda buf, first: fast.to_columns(fast.tokenize(buf, first, fast=False), first)
+
+
+_JIT_MODULE = __name__.rsplit(".", 1)[0] + "._text_jit"
+
+
+def jit_available() -> bool:
+    """Whether numba can be imported (without importing it: that alone takes a while)."""
+    try:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _event_arrays(acc: _Acc):
+    if not acc.events:
+        return (np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int8))
+    return tuple(np.concatenate([e[i] for e in acc.events]) for i in range(5))
+
+
+def _context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
+    """Run the context state machine over the header events; one state per event.
+
+    Returns per event the epoch, batch, step, phase code and segment in force after it, and
+    whether the event starts a new segment (a counter went back, or a ``reset``).
+    """
+    if not len(ev_e):
+        return np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int8), np.empty(0, np.int64), \
+            np.empty(0, bool)
+    jit = sys.modules.get(_JIT_MODULE)
+    if jit is not None and jit.AVAILABLE:
+        return jit.context_states(ev_e, ev_b, ev_s, ev_p.astype(np.int64), ev_reset)
+    return fast.context_states(ev_e.tolist(), ev_b.tolist(), ev_s.tolist(), ev_p.tolist(), ev_reset.tolist())
+
+
+def _restart_starts(ev, line: np.ndarray, key: np.ndarray, ctx_lines: np.ndarray) -> list[int]:
     """Lines where appended restarted runs begin.
 
     The restart shows where a counter goes back, but the new run's opening lines
@@ -303,83 +432,115 @@ def _restart_starts(events, line: np.ndarray, key: np.ndarray, ctx_lines: np.nda
     repeats a key of the file's opening lines (else at the line where the counter
     went back).
     """
-    _, _, _, _, _, _, back = _context_states(events)
-    if not back:
+    ev_line, ev_e, ev_b, ev_s, ev_p = ev
+    *_, back = _context_states(ev_e, ev_b, ev_s, ev_p, np.zeros(len(ev_line), bool))
+    back = np.flatnonzero(back)
+    if not len(back):
         return []
     first_ctx = int(ctx_lines[0]) if len(ctx_lines) else np.iinfo(np.int64).max
-    opening = np.unique(key[line < first_ctx])
+    opening = np.unique(key[:np.searchsorted(line, first_ctx, side="left")])
+    has = {"batch": ~np.isnan(ev_b), "step": ~np.isnan(ev_s), "epoch": ~np.isnan(ev_e)}
+    # per field, the last event at or before each event that sets it (-1: none)
+    last = {k: np.maximum.accumulate(np.where(v, np.arange(len(v)), -1)) for k, v in has.items()}
     starts = []
-    for ei in back:
-        ln, ctx, _ = events[ei]
-        fine = next((k for k in ("batch", "step", "epoch") if k in ctx), None)
-        lo = next((events[j][0] for j in range(ei - 1, -1, -1) if fine in events[j][1]), 0)
-        window = np.flatnonzero((line > lo) & (line < ln) & np.isin(key, opening))
-        starts.append(int(line[window[0]]) if len(window) else int(ln))
+    for ei in back.tolist():
+        ln = int(ev_line[ei])
+        fine = next((k for k in ("batch", "step", "epoch") if has[k][ei]), None)
+        prev = int(last[fine][ei - 1]) if fine is not None and ei > 0 else -1
+        lo = int(ev_line[prev]) if prev >= 0 else 0
+        a, b = np.searchsorted(line, lo, side="right"), np.searchsorted(line, ln, side="left")
+        window = np.flatnonzero(np.isin(key[a:b], opening))
+        starts.append(int(line[a + window[0]]) if len(window) else ln)
     return starts
 
 
 def _assemble(path: Path, acc: _Acc) -> ReadResult:
-    parts, acc.parts = acc.parts, []
-
-    def column(i: int, dtype) -> np.ndarray:
-        return np.concatenate([p[i] for p in parts]) if parts else np.empty(0, dtype=dtype)
-
-    line, key, param, value, ts_idx = (column(0, np.int64), column(1, np.int32), column(2, np.int32),
-                                       column(3, np.float64), column(4, np.int32))
-    del parts
-
-    acc.events.sort(key=lambda e: e[0])
-    ctx_lines = np.asarray([e[0] for e in acc.events if e[1]], dtype=np.int64)
-    restart_lines = _restart_starts(acc.events, line, key, ctx_lines)
+    n = acc.rows.n
+    line, key, param, value = acc.rows.line[:n], acc.rows.key[:n], acc.rows.param[:n], acc.rows.value[:n]
+    ev = _event_arrays(acc)
+    ev_line, ev_e, ev_b, ev_s, ev_p = ev
+    has_ctx = ~(np.isnan(ev_e) & np.isnan(ev_b) & np.isnan(ev_s))
+    ctx_lines = ev_line[has_ctx]
+    restart_lines = _restart_starts(ev, line, key, ctx_lines)
     # a restart that begins at a header line is reset before that header's context is set
-    events = sorted(acc.events + [(ln, {"reset": 1.0}, None) for ln in restart_lines],
-                    key=lambda e: (e[0], "reset" not in e[1]))
-    ev_line, ep, ba, st, ph, seg, _ = _context_states(events)
-    idx = np.searchsorted(ev_line, line, side="right") - 1
+    reset = np.zeros(len(ev_line) + len(restart_lines), dtype=bool)
+    reset[len(ev_line):] = True
+    r = np.asarray(restart_lines, dtype=np.int64)
+    nan = np.full(len(r), np.nan)
+    all_line = np.concatenate([ev_line, r])
+    order = np.lexsort((~reset, all_line))
+    ev_line = all_line[order]
+    ep, ba, st, ph, seg, _ = _context_states(np.concatenate([ev_e, nan])[order], np.concatenate([ev_b, nan])[order],
+                                             np.concatenate([ev_s, nan])[order],
+                                             np.concatenate([ev_p, np.full(len(r), -1, np.int8)])[order],
+                                             reset[order])
+    n_ev = len(ev_line)
     notes = []
-    sections = np.asarray(sorted(acc.sections), dtype=np.int64)
+    sections = np.sort(np.concatenate(acc.sections)) if acc.sections else np.empty(0, np.int64)
+    # Rows take the state of the last event at or before their line. Work per stretch of lines between
+    # two boundaries (events, sections), then spread over the rows: rows are in line order.
+    bounds = np.concatenate([ev_line, sections])          # both sorted: no hashing, a merge
+    bounds.sort(kind="stable")
+    bounds = bounds[np.r_[True, bounds[1:] != bounds[:-1]]] if len(bounds) else bounds
+    b_idx = np.searchsorted(ev_line, bounds, side="right") - 1
     if len(sections) and len(ctx_lines) and sections[0] < ctx_lines[0]:
         # blocks written before the header they belong to (the seed's optimizer blocks)
-        last_sec = np.searchsorted(sections, line, side="right") - 1
+        last_sec = np.searchsorted(sections, bounds, side="right") - 1
         sec_line = np.where(last_sec >= 0, sections[np.maximum(last_sec, 0)], -1)
-        ev_at = np.where(idx >= 0, ev_line[np.maximum(idx, 0)], -1)
-        ahead = (sec_line > ev_at) & (idx + 1 < len(ev_line))
-        idx = np.where(ahead, idx + 1, idx)
+        ev_at = np.where(b_idx >= 0, ev_line[np.maximum(b_idx, 0)], -1)
+        ahead = (sec_line > ev_at) & (b_idx + 1 < n_ev)
+        b_idx = np.where(ahead, b_idx + 1, b_idx)
         notes.append("section blocks come before the header they belong to; each was given the next header's "
                      "context")
-    # each row's header event; len(events) stands for "before any header"
-    ev_idx = np.where(idx >= 0, idx, len(ev_line))
-    del idx
+    # each stretch's header event; n_ev stands for "before any header"
+    b_idx = np.concatenate([[n_ev], np.where(b_idx >= 0, b_idx, n_ev)])
+    counts = np.diff(np.concatenate([[0], np.searchsorted(line, bounds, side="left"), [len(line)]]))
+
+    n_rows = len(line)
+
+    def spread(per_event: np.ndarray, fill) -> np.ndarray:
+        """Each row's value of a per-event array."""
+        table = np.append(per_event, fill)[b_idx]
+        if len(table) and (table == table[0]).all():
+            # the same for every row: zeros cost no memory until written (calloc), a constant little
+            if table[0] == 0:
+                return np.zeros(n_rows, dtype=table.dtype)
+            return np.full(n_rows, table[0], dtype=table.dtype)
+        return np.repeat(table, counts)
 
     def float_ctx(arr: np.ndarray) -> pd.arrays.FloatingArray:
-        vals = np.append(arr, np.nan)[ev_idx]
-        return pd.arrays.FloatingArray(vals, np.isnan(vals))
+        mask = np.isnan(arr)
+        return pd.arrays.FloatingArray(spread(np.where(mask, 0.0, arr), 0.0), spread(mask, True))
 
     def int_ctx(arr: np.ndarray) -> pd.arrays.IntegerArray:
-        per_event = np.append(arr, np.nan)
-        mask = np.isnan(per_event)
-        ints = np.where(mask, 0, np.round(np.nan_to_num(per_event))).astype(np.int64)
-        return pd.arrays.IntegerArray(ints[ev_idx], mask[ev_idx])
+        mask = np.isnan(arr)
+        ints = np.where(mask, 0, np.round(np.nan_to_num(arr))).astype(np.int64)
+        return pd.arrays.IntegerArray(spread(ints, 0), spread(mask, True))
 
-    phase_of_event = np.array([_PHASE_CODE.get(p, -1) for p in ph] + [-1], dtype=np.int8)
     key_names = list(acc.keys)
     param_names = list(acc.params)
-    wall = np.append(_wall_times(acc.ts), np.nan)[ts_idx] if len(line) else np.array([])
+    if acc.ts_rows:
+        wall = np.full(n_rows, np.nan)
+        wall[np.concatenate(acc.ts_rows)] = _wall_times(acc.ts)[np.concatenate(acc.ts_index)]
+        wall_time = pd.arrays.FloatingArray(wall, np.isnan(wall))
+    else:
+        wall_time = pd.arrays.FloatingArray(np.zeros(n_rows), np.ones(n_rows, dtype=bool))
     df = pd.DataFrame({
-        "line": line,
-        "phase": pd.Categorical.from_codes(phase_of_event[ev_idx], categories=list(_PHASE_CODE)),
+        "line": pd.arrays.IntegerArray(line, np.zeros(n_rows, dtype=bool)),
+        "phase": pd.Categorical.from_codes(spread(ph, -1), categories=list(_PHASE_CODE)),
         "epoch": float_ctx(ep), "batch": int_ctx(ba), "step": int_ctx(st),
         "param": pd.Categorical.from_codes(param, categories=pd.Index(param_names, dtype=object)),
         "raw_name": pd.Categorical.from_codes(key, categories=pd.Index(key_names, dtype=object)),
         "value": value,
-        "wall_time": pd.arrays.FloatingArray(wall, np.isnan(wall)),
-        "segment": np.append(seg, 0)[ev_idx].astype(np.int64),
+        "wall_time": wall_time,
+        "segment": pd.arrays.IntegerArray(spread(seg, 0), np.zeros(n_rows, dtype=bool)),
     }, copy=False)
-    del ev_idx, line, key, param, value, wall, ts_idx
+    del line, key, param, value
     if not len(df):
         raise UnreadableFileError(path, f"no numeric values found in {acc.n_lines:,} lines "
                                         f"({acc.skipped.describe()})")
-    no_ctx = df["epoch"].isna().to_numpy() & df["batch"].isna().to_numpy() & df["step"].isna().to_numpy()
+    # rows outside any epoch/batch/step context: the stretches before the first context
+    no_ctx = spread(np.isnan(ep) & np.isnan(ba) & np.isnan(st), True)
     config, where = _config(acc, ctx_lines, df, no_ctx, param_names)
     for ln in acc.bad_utf8[:1]:
         notes.append(f"{len(acc.bad_utf8)} line(s) hold bytes that are not UTF-8 (first at line {ln}); "
@@ -395,12 +556,15 @@ def _assemble(path: Path, acc: _Acc) -> ReadResult:
 
 
 def _wall_times(ts: list[str | None]) -> np.ndarray:
+    """Seconds since 1970 of each timestamp (NaN: none, or not a date); each distinct text parsed once."""
     if not ts or all(t is None for t in ts):
         return np.full(len(ts), np.nan)
-    s = pd.Series(ts, dtype="object").str.replace(",", ".", regex=False)
-    parsed = pd.to_datetime(s, errors="coerce", format="mixed")
-    out = (parsed - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)
-    return out.to_numpy(dtype="float64", na_value=np.nan)
+    enc = pa.array(ts, type=pa.string()).dictionary_encode()
+    uniq = pc.replace_substring(enc.dictionary, ",", ".").to_pylist()
+    parsed = pd.to_datetime(pd.Series(uniq, dtype="object"), errors="coerce", format="mixed")
+    out = ((parsed - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)).to_numpy(dtype="float64", na_value=np.nan)
+    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    return np.append(out, np.nan)[codes]
 
 
 def _config(acc: _Acc, ctx_lines: np.ndarray, df: pd.DataFrame, no_ctx: np.ndarray, param_names):

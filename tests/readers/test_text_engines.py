@@ -89,13 +89,19 @@ def _same(a, b):
     assert a.skipped.as_dict() == b.skipped.as_dict()
 
 
-def test_fast_path_equals_python_engine(tmp_path):
+ENGINES = ["numpy", pytest.param("jit", marks=pytest.mark.skipif(not text_log.jit_available(),
+                                                                  reason="numba is not installed"))]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fast_path_equals_python_engine(tmp_path, engine):
     for p in _logs(tmp_path):
-        _same(TextLogReader(engine="python").read(p), TextLogReader().read(p))
+        _same(TextLogReader(engine="python").read(p), TextLogReader(engine=engine).read(p))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("threads", [1, 2])
-def test_small_chunks_equal_one_chunk(tmp_path, monkeypatch, threads):
+def test_small_chunks_equal_one_chunk(tmp_path, monkeypatch, threads, engine):
     logs = _logs(tmp_path)
     reference = [TextLogReader(engine="python").read(p) for p in logs]
     counted = []
@@ -110,10 +116,42 @@ def test_small_chunks_equal_one_chunk(tmp_path, monkeypatch, threads):
     monkeypatch.setattr(text_log, "iter_chunks", counting)
     for p, ref in zip(logs, reference):
         counted.clear()
-        _same(ref, TextLogReader(threads=threads).read(p))
+        _same(ref, TextLogReader(threads=threads, engine=engine).read(p))
         assert len(counted) > 1
         assert b"".join(c for c, _ in counted) == p.read_bytes()
         assert all(c[:1] not in b" \t" for c, _ in counted)     # cut before unindented lines only
+
+
+def test_iter_chunks_numbers_lines(tmp_path):
+    p = tmp_path / "x.log"
+    random_log(p, 4)
+    chunks = list(text_log.iter_chunks(p, 300))
+    assert len(chunks) > 5 and chunks[0][1] == 1
+    for (c, ln), (_, nxt) in zip(chunks, chunks[1:]):
+        assert nxt == ln + c.count(b"\n")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engines_agree_on_many_shapes_and_chunks(tmp_path, monkeypatch, engine):
+    """Long random logs (each line shape many times, with other digits), read in chunks of several sizes:
+    the line-shape plans of the compiled engine give what the grammar gives line by line."""
+    p = tmp_path / "long.log"
+    random_log(p, 21, n=3000)
+    ref = TextLogReader(engine="python").read(p)
+    for size in (4096, 65536):
+        monkeypatch.setattr(text_log, "CHUNK_BYTES", size)
+        _same(ref, TextLogReader(engine=engine).read(p))
+
+
+def test_auto_engine_choice(tmp_path, monkeypatch):
+    p = tmp_path / "small.log"
+    random_log(p, 3, n=50)
+    monkeypatch.setattr(text_log, "jit_available", lambda: False)
+    assert text_log._tokenizer("auto", p) is not None
+    with pytest.raises(ValueError, match="numba"):
+        TextLogReader(engine="jit").read(p)
+    with pytest.raises(ValueError, match="engine"):
+        TextLogReader(engine="fastest").read(p)
 
 
 def test_random_log_reads(tmp_path):

@@ -153,7 +153,7 @@ class Recorder:
     """
 
     def __init__(self, model: nn.Module | None, optimizer: torch.optim.Optimizer, path: str | os.PathLike,
-                 every: int = 10, activations: bool | Iterable[str] | Callable[[str, nn.Module], bool] = False,
+                 every: int = 25, activations: bool | Iterable[str] | Callable[[str, nn.Module], bool] = False,
                  scaler: Any = None, metadata: Mapping[str, Any] | None = None, *, update_norm: bool = True,
                  start_step: int = 0, mode: str = "a", flush_every: int = 20) -> None:
         if model is not None and not isinstance(model, nn.Module):

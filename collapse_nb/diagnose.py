@@ -13,8 +13,12 @@ keywords, or as ``thresholds={check: {field: value}}``; an unknown check or fiel
 error that lists what is allowed. A check that raises becomes an ``info`` finding with
 code ``check_failed`` naming the check and the error; the other checks still run.
 
-Order of the result: problems first (``critical``, then ``warning``; within a
-severity the higher ``score`` first), then ``info``, then ``ok``.
+Order of the result: problems (``critical`` and ``warning``) first, in root-cause order
+(the order :func:`root_causes` ranks them in, so that ``diagnose(run)[0]`` is the top-ranked
+root cause whenever that is a problem), then ``info``, then ``ok`` (within those two, the
+higher ``score`` first). A ``warning`` that explains a ``critical`` symptom therefore comes
+before it: e.g. a too-small learning rate (``update_ratio``) before the collapsed outputs
+it leaves.
 
 Root causes
 -----------
@@ -26,8 +30,17 @@ overfitting, validation below training. Each rule in ``EXPLAINS`` says how much
 
 - a tiny-initialised output head (0.9) or a dead one (0.9) explains a variance collapse
   almost fully: nothing else is needed for near-constant outputs;
+- dead parameters that are most of the model (more than the check's ``critical_fraction``,
+  e.g. dying ReLUs: rule ``dead_majority``) explain a collapse (0.9), a plateau and a
+  chance-level loss (0.8) as fully as a dead head: what still learns is too little to fit;
 - a dead branch elsewhere explains part of it (0.3): the rest of the model still trains;
-- vanishing gradients explain a flat loss (0.7) more than a collapse (0.5);
+- vanishing gradients explain a flat loss (0.7) more than a collapse (0.5), and the tiny
+  updates they cause (``update_ratio``, 0.8: an update is the learning rate times the gradient);
+- updates tiny across the whole model (the median layer's update/weight ratio below
+  ``update_ratio``'s ``too_small``, e.g. a learning rate far too low: rule
+  ``updates_too_small``) explain a plateau (0.8), a chance-level loss (0.7) and a collapse
+  (0.6: the outputs never leave the near-constant values a fresh initialisation gives);
+  tiny updates in a few layers only (rule ``update_ratio``) explain a plateau partly (0.5);
 - a learning-rate schedule mismatch or saturated clipping explains a plateau partly
   (0.5 / 0.4) and a collapse little (0.2): a low learning rate with healthy gradients
   slows learning but does not by itself make outputs constant;
@@ -37,9 +50,18 @@ overfitting, validation below training. Each rule in ``EXPLAINS`` says how much
   is the gradient-accumulation factor, seen in the per-batch losses: a reporting bug
   that accounts for the gap fully); ``overfitting`` explains itself (0.7).
 
-``share`` = sum over symptoms of ``weight * severity weight`` / the sum of symptom
-severity weights (critical 3, warning 2, info 1). Findings are ranked by ``share``,
-then severity, then score.
+``share`` = sum over symptoms of ``weight * severity weight * symptom weight`` / the sum of
+``severity weight * symptom weight`` over the symptoms (severity weights: critical 3,
+warning 2, info 1; symptom weights 1, except ``val_below_train`` 0.5: a validation loss
+below the training loss spoils no prediction, it misleads the reading of the curves and
+is often bookkeeping, so it counts half as much as a failure of training itself).
+
+Findings are ranked by ``share``, then severity, then score, with one precedence: a
+finding that another present finding explains strongly (rule weight 0.5 or more,
+``STRONG``) ranks below it. So a symptom ranks below the cause that explains it, and a
+symptom that nothing present explains stays on top; rules can name non-symptom findings
+(``vanishing_gradients`` explains ``update_ratio``) for this precedence alone, without
+adding to ``share``.
 """
 from __future__ import annotations
 
@@ -54,6 +76,10 @@ from .findings import Finding, check_failed, is_problem, sort_findings
 SYMPTOMS = ("variance_collapse", "loss_plateau", "chance_level_loss", "loss_divergence", "nonfinite_loss",
             "overfitting", "val_below_train")
 SEVERITY_WEIGHT = {"critical": 3.0, "warning": 2.0, "info": 1.0, "ok": 0.0}
+#: weight of a symptom in the observed failure (1 unless listed); see the module docstring.
+SYMPTOM_WEIGHT = {"val_below_train": 0.5}
+#: a rule weight from which the explaining finding ranks above the finding it explains.
+STRONG = 0.5
 
 #: cause code -> {symptom code: (weight, reason)}; see the module docstring.
 EXPLAINS: dict[str, dict[str, tuple[float, str]]] = {
@@ -68,6 +94,12 @@ EXPLAINS: dict[str, dict[str, tuple[float, str]]] = {
         "chance_level_loss": (0.8, "no gradient reaches the outputs"),
         "loss_plateau": (0.8, "no gradient reaches the outputs"),
     },
+    "dead_majority": {
+        "variance_collapse": (0.9, "most of the parameters get no gradient: what still learns (often little more "
+                                   "than the output bias) cannot make the predictions vary"),
+        "loss_plateau": (0.8, "most of the model cannot learn, so the loss cannot fall"),
+        "chance_level_loss": (0.8, "with most of the model cut off, only a near-constant prediction is learned"),
+    },
     "dead_parameters": {
         "variance_collapse": (0.3, "a dead branch removes capacity, but the rest of the model still trains: it "
                                    "explains part of a collapse at most"),
@@ -78,10 +110,18 @@ EXPLAINS: dict[str, dict[str, tuple[float, str]]] = {
         "loss_plateau": (0.7, "gradients too small to move the weights keep the loss flat"),
         "variance_collapse": (0.5, "layers that do not learn leave the outputs near their initial, constant values"),
         "chance_level_loss": (0.6, "nothing is learned"),
+        "update_ratio": (0.8, "an update is the learning rate times the gradient: vanishing gradients make the "
+                              "updates tiny"),
     },
     "exploding_gradients": {
         "nonfinite_loss": (0.9, "NaN/inf or huge gradients corrupt the weights, then the loss"),
         "loss_divergence": (0.8, "oversized updates throw the weights out of the basin"),
+    },
+    "updates_too_small": {
+        "loss_plateau": (0.8, "every layer's updates are tiny relative to its weights (a learning rate far too "
+                              "low): the model barely moves, so the loss stays flat"),
+        "chance_level_loss": (0.7, "a model that barely moves stays at the loss of its initialisation"),
+        "variance_collapse": (0.6, "the outputs never leave the near-constant values a fresh initialisation gives"),
     },
     "update_ratio": {
         "loss_plateau": (0.5, "layers whose updates are tiny relative to their weights barely learn"),
@@ -144,7 +184,16 @@ def diagnose(run, checks: Iterable[Any] | None = None, thresholds: dict[str, dic
         except Exception as e:      # noqa: BLE001 - a broken check must not stop the diagnosis
             out = [check_failed(c.name, e)]
         findings.extend(out)
-    return sort_findings(findings)
+    return order_findings(findings)
+
+
+def order_findings(findings: Iterable[Finding]) -> list[Finding]:
+    """Problems first in root-cause order (:func:`root_causes`), then ``info``, then ``ok`` (module docstring)."""
+    ordered = sort_findings(findings)
+    problems = [f for f in ordered if is_problem(f)]
+    position = {id(f): i for i, (f, _, _) in enumerate(_ranked(ordered))}
+    problems.sort(key=lambda f: position.get(id(f), len(position)))
+    return problems + [f for f in ordered if not is_problem(f)]
 
 
 def _select(checks: Iterable[Any] | None) -> list[Check]:
@@ -193,43 +242,98 @@ def root_causes(findings: Iterable[Finding]) -> pd.DataFrame:
     Columns: ``rank, code, severity, role`` (``cause`` / ``symptom`` / ``both``), ``share`` (0-1),
     ``explains`` (the symptom codes), ``reasoning`` (in words), ``title``.
     """
-    problems = [f for f in findings if f.severity != "ok" and f.code not in ("not_checked", "check_failed")]
-    symptoms = [f for f in problems if f.code in SYMPTOMS and (is_problem(f) or f.code == "val_below_train")]
-    total = sum(SEVERITY_WEIGHT[s.severity] for s in symptoms) or 1.0
+    ranked = _ranked(findings)
+    problems = [f for f, _, _ in ranked]
+    has_symptoms = any(_is_symptom(f) for f in problems)
     rows = []
-    for f in problems:
-        rules = dict(EXPLAINS.get(_rule_key(f), {}))
-        if f.code == "val_below_train":
-            top = (f.details.get("causes") or [{}])[0]
-            rules["val_below_train"] = (float(top.get("score", 0.25)), top.get("text", "its top-ranked cause"))
-        share, parts = 0.0, []
-        for s in symptoms:
-            if s.code in rules:
-                w, why = rules[s.code]
-                share += w * SEVERITY_WEIGHT[s.severity] / total
-                parts.append((s.code, w, why))
+    for f, share, parts in ranked:
         is_symptom = f.code in SYMPTOMS
         role = "both" if is_symptom and f.code in {p[0] for p in parts} else "symptom" if is_symptom else "cause"
+        by = [g.code for g in problems if g is not f and f.code in _rules(g)]
         if parts:
             reasoning = "; ".join(f"explains {code} ({w:.0%}): {why}" for code, w, why in parts)
         elif is_symptom:
-            by = [g.code for g in problems if f.code in EXPLAINS.get(_rule_key(g), {}) and g is not f]
             reasoning = (f"a symptom, explained by {', '.join(by)}" if by else
                          "a symptom that none of the other findings explains")
         else:
-            reasoning = "explains none of the observed symptoms" if symptoms else "no failure symptom was observed"
+            reasoning = "explains none of the observed symptoms" if has_symptoms else "no failure symptom was observed"
+        if by and not is_symptom:
+            reasoning += f"; itself explained by {', '.join(by)}"
         rows.append({"code": f.code, "severity": f.severity, "role": role, "share": round(min(share, 1.0), 3),
-                     "explains": ", ".join(p[0] for p in parts), "reasoning": reasoning, "title": f.title,
-                     "_rank": f.rank, "_score": f.score})
+                     "explains": ", ".join(p[0] for p in parts), "reasoning": reasoning, "title": f.title})
     cols = ["rank", "code", "severity", "role", "share", "explains", "reasoning", "title"]
     if not rows:
         return pd.DataFrame(columns=cols)
-    df = pd.DataFrame(rows).sort_values(["share", "_rank", "_score"], ascending=[False, True, False], kind="stable")
+    df = pd.DataFrame(rows)
     df["rank"] = range(1, len(df) + 1)
     return df[cols].reset_index(drop=True)
 
 
+def _is_symptom(f: Finding) -> bool:
+    return f.code in SYMPTOMS and (is_problem(f) or f.code == "val_below_train")
+
+
+def _rules(f: Finding) -> dict[str, tuple[float, str]]:
+    """The finding's rules (``EXPLAINS``), with ``val_below_train`` explaining itself by its top cause's score."""
+    rules = dict(EXPLAINS.get(_rule_key(f), {}))
+    if f.code == "val_below_train":
+        top = (f.details.get("causes") or [{}])[0]
+        rules["val_below_train"] = (float(top.get("score", 0.25)), top.get("text", "its top-ranked cause"))
+    return rules
+
+
+def _ranked(findings: Iterable[Finding]) -> list[tuple[Finding, float, list[tuple[str, float, str]]]]:
+    """``(finding, share, [(symptom, weight, why), ...])`` for the non-ok findings, best root cause first.
+
+    Sorted by share, then severity, then score; then a finding that another present finding
+    explains with a weight of ``STRONG`` or more is moved below that finding (the order is
+    otherwise kept; a cycle, which the rules do not have, would fall back to the share order).
+    """
+    problems = [f for f in findings if f.severity != "ok" and f.code not in ("not_checked", "check_failed")]
+    symptoms = [f for f in problems if _is_symptom(f)]
+    weight = {id(s): SEVERITY_WEIGHT[s.severity] * SYMPTOM_WEIGHT.get(s.code, 1.0) for s in symptoms}
+    total = sum(weight.values()) or 1.0
+    scored = []
+    for f in problems:
+        rules = _rules(f)
+        share, parts = 0.0, []
+        for s in symptoms:
+            if s.code in rules:
+                w, why = rules[s.code]
+                share += w * weight[id(s)] / total
+                parts.append((s.code, w, why))
+        scored.append((f, share, parts))
+    scored.sort(key=lambda t: (-round(t[1], 9), t[0].rank, -t[0].score))
+    explainers = {id(f): [g for g, _, _ in scored if g is not f and _rules(g).get(f.code, (0.0,))[0] >= STRONG]
+                  for f, _, _ in scored}
+    out: list[tuple[Finding, float, list]] = []
+    placed: set[int] = set()
+    pending = list(scored)
+    while pending:
+        pick = next((t for t in pending if all(id(g) in placed for g in explainers[id(t[0])])), pending[0])
+        pending.remove(pick)
+        out.append(pick)
+        placed.add(id(pick[0]))
+    return out
+
+
 def _rule_key(f: Finding) -> str:
-    if f.code == "dead_parameters" and f.details.get("head_dead"):
-        return "dead_output_head"
+    """The ``EXPLAINS`` entry for ``f``: its code, or a narrower rule its details call for."""
+    d = f.details
+    limits = d.get("thresholds") or {}
+    if f.code == "dead_parameters":
+        if d.get("head_dead"):
+            return "dead_output_head"
+        if _num(d.get("fraction")) > _num(limits.get("critical_fraction"), 0.5):
+            return "dead_majority"
+    if f.code == "update_ratio" and _num(d.get("median_ratio"), 1.0) < _num(limits.get("too_small"), 1e-5):
+        return "updates_too_small"
     return f.code
+
+
+def _num(v: Any, default: float = 0.0) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return default
+    return x if x == x else default

@@ -3,7 +3,8 @@
 A validation loss a little below the training loss is normal when dropout (or
 other train-only regularisation) is on; 3x below is a bug or a data problem. The
 check pairs train and validation loss per epoch (or per evaluation step) and,
-when ``train / val`` exceeds ``ratio`` at most evaluations, ranks the causes by
+when ``train / val`` exceeds ``ratio`` at half the evaluations or more (or its median exceeds
+``dropout_ratio``), ranks the causes by
 the evidence in the run:
 
 ``gradient_accumulation``
@@ -45,7 +46,8 @@ class ValBelowTrain(Check):
     ratio : float, default 1.5
         ``train / val`` above this at an evaluation counts as "well below".
     persistent_fraction : float, default 0.5
-        The finding is a ``warning`` when more than this fraction of evaluations are well below.
+        The finding is a ``warning`` when this fraction of evaluations or more (half, by default) are
+        well below; an ``info`` when fewer are but the median gap is still above ``dropout_ratio``.
     dropout_ratio : float, default 1.3
         Gaps up to this are what dropout-style regularisation explains (the seed report: "dropout
         effect should be ~10-20%"); a median gap at or below it is ``ok``.
@@ -76,7 +78,7 @@ class ValBelowTrain(Check):
         frac = float((tv["ratio"] > self.ratio).mean())
         ev = tv[["where", "train", "val", "ratio"]]
         details = {"ratio_median": r, "fraction_above": frac, "evaluations": len(tv)}
-        if frac <= self.persistent_fraction and r <= self.dropout_ratio:
+        if frac < self.persistent_fraction and r <= self.dropout_ratio:
             why = ("consistent with dropout or other train-only regularisation" if r > 1 else
                    "validation loss at or above training loss, as usual")
             return [self.finding("val_train_gap_ok", "ok", f"Validation vs training loss: train/val = {fmt(r)}",
@@ -85,7 +87,7 @@ class ValBelowTrain(Check):
         causes = self._causes(run, tv, r)
         top = causes[0]
         details.update(causes=causes, top_cause=top["cause"])
-        severity = "warning" if frac > self.persistent_fraction else "info"
+        severity = "warning" if frac >= self.persistent_fraction else "info"
         summary = (f"The validation loss is {times(r)} lower than the training loss (median train/val over {len(tv)} "
                    f"evaluation(s); {frac:.0%} above {self.ratio:g}x). Most likely: {top['text']}"
                    + (f" Next: {causes[1]['text']}" if len(causes) > 1 and causes[1]["score"] >= 0.3 else ""))

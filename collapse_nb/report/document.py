@@ -199,6 +199,11 @@ def anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
 
 
+def _first_upper(text: str) -> str:
+    """Upper-case the first character only (``str.capitalize`` would lower-case the rest: names, units)."""
+    return text[:1].upper() + text[1:]
+
+
 def _first_lower(text: str) -> str:
     return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
 
@@ -381,12 +386,13 @@ def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, st
         return "healthy", text + tail
     status = "broken" if any(f.severity == "critical" for f in probs) else "suspicious"
     by_code = {f.code: f for f in findings}
-    symptoms = [f for f in probs if f.code in SYMPTOMS]
+    # the symptoms, most severe first (diagnose's order is by cause, not by how bad each symptom is)
+    symptoms = sorted((f for f in probs if f.code in SYMPTOMS), key=lambda f: (f.rank, -f.score))
     if not symptoms and "val_below_train" in by_code and by_code["val_below_train"].severity == "info":
         symptoms = [by_code["val_below_train"]]
     parts: list[str] = []
     if symptoms:
-        parts.append("; ".join(f"{_first_lower(f.title)} ({f.severity})" for f in symptoms).capitalize() + ".")
+        parts.append(_first_upper("; ".join(f"{_first_lower(f.title)} ({f.severity})" for f in symptoms)) + ".")
     else:
         parts.append("No failure symptom (collapsed outputs, a flat, diverging or NaN loss, overfitting, a "
                      "validation/training gap) was seen, but: "
@@ -413,7 +419,7 @@ def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, st
             follows = [SYMPTOM_WORDS.get(c, c) for c in covered if c != row.code]
             if follows:
                 verb = "follows" if len(follows) == 1 else "follow"
-                parts.append(f"{' and '.join(follows).capitalize()} {verb} from "
+                parts.append(f"{_first_upper(' and '.join(follows))} {verb} from "
                              f"{SYMPTOM_WORDS.get(row.code, row.code)}.")
             continue
         if row.role != "cause" or n_cause >= 3:

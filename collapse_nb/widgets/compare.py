@@ -43,7 +43,8 @@ def compare_table(runs: list[Any], labels: list[str]) -> pd.DataFrame:
         vc, dp = by.get("variance_collapse"), by.get("dead_parameters")
         n_dead = dp.details.get("n_dead") if dp is not None else None
         n_all = dp.details.get("n_params") if dp is not None else None
-        top = all_found[0] if all_found else None
+        # diagnose orders problems by root cause; the most severe is the lowest severity rank (stable)
+        top = min(all_found, key=lambda f: f.rank) if all_found else None
         cols[label] = {
             "last train loss": _last(run.epochs, "train_loss"),
             "last val loss": _last(run.epochs, "val_loss"),

@@ -14,7 +14,8 @@ from typing import Any, Iterable
 import pandas as pd
 
 from ..diagnose import root_causes
-from ..findings import SEVERITIES, Finding, sort_findings
+from ..diagnose import order_findings
+from ..findings import SEVERITIES, Finding
 from ._common import escape, require_ipywidgets
 
 #: Background, text colour per severity.
@@ -71,7 +72,7 @@ def root_causes_html(findings: Iterable[Finding]) -> str:
 def findings_html(findings: Iterable[Finding], severities: Iterable[str] = SEVERITIES, evidence: bool = True,
                   causes: bool = True) -> str:
     """The findings of the given ``severities`` as HTML (problems first), with the root-cause ranking on top."""
-    findings = sort_findings(findings)
+    findings = order_findings(findings)
     keep = set(severities)
     shown = [f for f in findings if f.severity in keep]
     counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}" for s in SEVERITIES)
@@ -116,7 +117,7 @@ class FindingsPanel:
         bad = [type(f).__name__ for f in findings if not isinstance(f, Finding)]
         if bad:
             raise TypeError(f"findings_panel() needs Finding objects (from collapse_nb.diagnose); got {bad[0]}")
-        self.findings = sort_findings(findings)
+        self.findings = order_findings(findings)
         self.render()
 
     def render(self) -> None:

@@ -226,7 +226,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
        "first layer's grad norm orders of magnitude below the last layer's"),
     _s("exploding_gradients", exploding_gradients, ("exploding_gradients", "nonfinite_loss"),
        "grad norms grow by orders of magnitude, then the loss is inf/NaN"),
-    _s("lr_too_low", lr_too_low, ("loss_plateau",), "train loss within a few % of its first value"),
+    # The first expected code is the top-ranked root cause: every layer's update/weight ratio is below 1e-5 (the
+    # learning rate's fault), which explains the flat loss and the never-spread outputs (diagnose.EXPLAINS,
+    # rule updates_too_small); the plateau it causes is still reported.
+    _s("lr_too_low", lr_too_low, ("update_ratio", "loss_plateau"), "train loss within a few % of its first value"),
     _s("overfitting", overfitting, ("overfitting",), "val loss rises from its minimum while train falls"),
     _s("val_below_train_accumulation", val_below_train_accumulation, ("val_below_train",),
        "train / val loss per epoch ~3 (= gradient_accumulation_steps)"),
@@ -236,7 +239,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in [
     _s("lr_schedule_bug", lr_schedule_bug, ("lr_schedule_mismatch",),
        "logged lr changes within epochs and departs from config.yaml's warmup + cosine"),
     _s("chance_level", chance_level, ("chance_level_loss",), "cross-entropy stays within 5% of ln K"),
-    _s("seed_replica", seed_replica, ("variance_collapse", "dead_parameters", "val_below_train", "tiny_output_head"),
+    # The tiny output head comes first: it is the top-ranked root cause, explaining the collapse (diagnose.EXPLAINS);
+    # the other codes are the symptoms and the independent faults also injected.
+    _s("seed_replica", seed_replica, ("tiny_output_head", "variance_collapse", "dead_parameters", "val_below_train"),
        "pred std ~1/13 of target std, train/val ~3, attn key/query grads 0, train loss nearly flat"),
 ]}
 

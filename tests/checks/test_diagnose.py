@@ -34,8 +34,8 @@ def test_registry():
 
 def test_findings_come_sorted(run):
     fs = diagnose(run)
-    ranks = [SEVERITIES.index(f.severity) for f in fs]
-    assert ranks == sorted(ranks)
+    ranks = [0 if f.severity in ("critical", "warning") else SEVERITIES.index(f.severity) for f in fs]
+    assert ranks == sorted(ranks)                      # problems, then info, then ok
     assert fs[0].code == "nonfinite_loss" and fs[0].severity == "critical"
     assert {f.check for f in fs if f.code == "not_checked"} >= {"variance_collapse", "dead_parameters"}
 
@@ -108,6 +108,46 @@ def test_root_causes_rules():
     assert root_causes([collapse, dead_head]).set_index("code").loc["dead_parameters", "share"] == pytest.approx(0.9)
     empty = root_causes([Finding("loss_finite", "ok", "ok")])
     assert empty.empty and list(empty.columns)[:3] == ["rank", "code", "severity"]
+
+
+def test_a_cause_ranks_above_the_symptoms_it_explains():
+    """A warning that explains a critical symptom outranks it, in root_causes() and in diagnose()'s order."""
+    from collapse_nb.diagnose import order_findings
+
+    collapse = Finding("variance_collapse", "critical", "c", score=10)
+    plateau = Finding("loss_plateau", "warning", "p")
+    slow = Finding("update_ratio", "warning", "u", details={"median_ratio": 1e-6, "thresholds": {"too_small": 1e-5}})
+    vanishing = Finding("vanishing_gradients", "warning", "v")
+    info = Finding("intermittent_gradients", "info", "i")
+    rc = root_causes([collapse, plateau, slow])
+    assert list(rc["code"]) == ["update_ratio", "variance_collapse", "loss_plateau"]
+    assert "variance_collapse" in rc["explains"].iloc[0]
+    assert [f.code for f in order_findings([info, collapse, plateau, slow])] == \
+        ["update_ratio", "variance_collapse", "loss_plateau", "intermittent_gradients"]
+    # vanishing gradients explain the tiny updates: they rank above them even with a smaller share
+    rc = root_causes([collapse, slow, vanishing])
+    assert list(rc["code"])[:2] == ["vanishing_gradients", "update_ratio"]
+    assert rc.set_index("code").loc["update_ratio", "share"] > rc.set_index("code").loc["vanishing_gradients", "share"]
+    # tiny updates in a few layers only explain a collapse weakly
+    few = Finding("update_ratio", "warning", "u", details={"median_ratio": 1e-3, "thresholds": {"too_small": 1e-5}})
+    assert root_causes([collapse, few]).set_index("code").loc["update_ratio", "share"] == pytest.approx(0.3)
+    # a symptom that nothing present explains stays on top
+    assert root_causes([plateau, collapse, Finding("lr_schedule_ok", "ok", "ok")])["code"].iloc[0] == \
+        "variance_collapse"
+    # most of the parameters dead (not the head) explains a collapse as a dead head does
+    dead = Finding("dead_parameters", "critical", "d", details={"head_dead": False, "fraction": 0.9,
+                                                                "thresholds": {"critical_fraction": 0.5}})
+    assert root_causes([collapse, dead]).set_index("code").loc["dead_parameters", "share"] == pytest.approx(0.9)
+
+
+def test_val_below_train_counts_half_in_the_observed_failure():
+    collapse = Finding("variance_collapse", "warning", "c")
+    head = Finding("tiny_output_head", "warning", "h")
+    gap = Finding("val_below_train", "warning", "v", details={"causes": [{"cause": "gradient_accumulation",
+                                                                          "score": 0.95, "text": "summed"}]})
+    rc = root_causes([collapse, head, gap]).set_index("code")
+    assert rc.loc["tiny_output_head", "share"] == pytest.approx(0.9 * 2 / 3, abs=1e-3)
+    assert rc.loc["val_below_train", "share"] == pytest.approx(0.95 / 3, abs=1e-3)
 
 
 def test_root_causes_val_below_train_explains_itself():

@@ -52,7 +52,9 @@ def test_diagnose_json(capsys):
     for d in data:
         assert {"code", "severity", "title", "summary", "actions", "evidence"} <= set(d)
         assert isinstance(d["evidence"], list) and d["severity"] != "ok"
-    assert data[0]["code"] == "variance_collapse" and data[0]["evidence"][0]["one_in"].startswith("1:")
+    assert data[0]["code"] == "tiny_output_head"          # the top-ranked cause comes first
+    collapse = next(d for d in data if d["code"] == "variance_collapse")
+    assert collapse["severity"] == "critical" and collapse["evidence"][0]["one_in"].startswith("1:")
     assert main(["diagnose", EXAMPLE, "--json", "--all"]) == 0
     assert any(d["severity"] == "ok" for d in json.loads(capsys.readouterr().out))
 
@@ -60,7 +62,8 @@ def test_diagnose_json(capsys):
 def test_diagnose_text(capsys):
     assert main(["diagnose", EXAMPLE]) == 0
     out = capsys.readouterr().out
-    assert "1. [critical] Prediction variance collapsed" in out
+    assert "1. [warning] Output head projection.weight" in out
+    assert "[critical] Prediction variance collapsed" in out
     assert "check(s) passed (severity ok); --all lists them" in out
     assert "Suspects" in out and "1. tiny_output_head" in out
     assert main(["diagnose", EXAMPLE, "--all"]) == 0

@@ -216,15 +216,24 @@ def test_seed_replica_reproduces_the_seed_report(zoo_run):
 # ---------------------------------------------------------------------------------------- findings
 @pytest.mark.parametrize("name", list(zoo.scenarios()))
 def test_checks_report_the_expected_findings(zoo_run, name):
-    """scenario.json's expected_findings are what collapse_nb's checks say about the run."""
-    from collapse_nb.diagnose import diagnose
+    """scenario.json's expected_findings are what collapse_nb's checks say about the run: the first is the top-ranked
+    root cause and diagnose()'s first finding, a problem; every one is a problem. Healthy runs have no problem."""
+    from collapse_nb.diagnose import diagnose, root_causes
 
     _, run = zoo_run(name)
-    got = {}
-    for f in diagnose(run):
-        got.setdefault(f.code, set()).add(f.severity)
-    wanted = {"ok"} if name.startswith("healthy") else {"critical", "warning"}
-    for code in zoo.expected_findings(name):
-        assert got.get(code, set()) & wanted, (code, got.get(code))
+    findings = diagnose(run)
+    problems = [f for f in findings if f.severity in ("critical", "warning")]
     if name.startswith("healthy"):
-        assert not any(s & {"critical", "warning"} for s in got.values()), got
+        assert not problems, [(f.code, f.severity) for f in problems]
+        assert zoo.expected_findings(name)[0] in {f.code for f in findings if f.severity == "ok"}
+        return
+    expected = zoo.expected_findings(name)
+    rc = root_causes(findings)
+    summary = [(f.code, f.severity) for f in problems]
+    assert rc["code"].iloc[0] == expected[0] and rc["severity"].iloc[0] in ("critical", "warning"), (rc, summary)
+    assert problems and problems[0].code == expected[0], summary
+    assert all(a is b for a, b in zip(findings, problems))                   # problems first ...
+    ranked = [c for c in rc["code"] if c in {f.code for f in problems}]
+    assert [f.code for f in problems] == ranked                               # ... in root-cause order
+    for code in expected:
+        assert code in {f.code for f in problems}, (code, summary)

@@ -379,7 +379,9 @@ def _tokenizer(engine: str, path: Path):
         raise ValueError(f"unknown text-log engine {engine!r}; one of {', '.join(ENGINES)}")
     if engine == "auto":
         engine = "numpy"
-        if jit_available() and (_JIT_MODULE in sys.modules or path.stat().st_size >= JIT_MIN_BYTES):
+        # small files always take the numpy engine, whatever was imported before: one CI run on a cold
+        # numba cache read a small log differently after the JIT module had been loaded (not reproduced since)
+        if jit_available() and path.stat().st_size >= JIT_MIN_BYTES:
             engine = "jit"
     if engine == "jit":
         if not jit_available():

@@ -367,8 +367,8 @@ class TextLogReader(Reader):
 
 
 #: Files at least this big are tokenised by the compiled (numba) engine when ``engine="auto"``; smaller
-#: ones only once the compiled code is loaded in this process (a first load from numba's cache, or a
-#: first compile, costs more than the numpy engine needs for a small file).
+#: ones by the numpy engine (a first load from numba's cache, or a first compile, costs more than the
+#: numpy engine needs for a small file).
 JIT_MIN_BYTES = 24 * 1024 * 1024
 ENGINES = ("auto", "jit", "numpy", "python")
 

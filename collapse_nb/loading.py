@@ -165,8 +165,8 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
             df["segment"] = seg.to_numpy()
         else:
             df["segment"] = df["segment"].fillna(0)
-            found = [{"line": int(df.loc[df["segment"] == s, "line"].min()), "segment": int(s)}
-                     for s in sorted(df["segment"].dropna().unique()) if s > 0]
+            first_line = df.groupby("segment", observed=True)["line"].min()     # one pass, not one per segment
+            found = [{"line": int(ln), "segment": int(s)} for s, ln in first_line.sort_index().items() if s > 0]
         if r.segment_starts:     # the reader knows where each restarted run begins (its banner, not its first value)
             found = [{"line": int(ln), "segment": i + 1} for i, ln in enumerate(r.segment_starts)]
         restarts.extend({"source": r.source, **x} for x in found)

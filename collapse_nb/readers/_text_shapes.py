@@ -194,7 +194,7 @@ def build_plan(rep: str) -> Plan | None:
 
 
 _PLANS: dict[bytes, Plan | None] = {}
-_SEEN: set[int] = set()          # hashes of shapes met once (a collision only builds a plan early)
+_SEEN: set[bytes] = set()        # shapes met once (the shapes themselves: deterministic in every process)
 
 
 def plan_for(shape: bytes, rep: str, count: int) -> Plan | None:
@@ -203,9 +203,9 @@ def plan_for(shape: bytes, rep: str, count: int) -> Plan | None:
         return _PLANS[shape]
     except KeyError:
         pass
-    if count < 2 and hash(shape) not in _SEEN:
+    if count < 2 and shape not in _SEEN:
         if len(_SEEN) < 4 * MAX_PLANS:
-            _SEEN.add(hash(shape))
+            _SEEN.add(shape)
         return None
     plan = build_plan(rep)
     if len(_PLANS) < MAX_PLANS:

@@ -99,8 +99,14 @@ def _num_atom(vals: list[float], lines: list[str], cands: list[tuple[int, int]])
         return float(vals[0]) if constant else None
     if constant and any(w in lines[0].lower() for w in ("nan", "inf")):
         return None                         # a nan/inf word or a number that overflows: cannot tell
-    # several spans may fit (a '+' or a trailing '.' or ',' that float() ignores): they read alike
-    return min(hits, key=lambda se: (se[1] - se[0], se[0]))
+    # Several overlapping spans may fit (a '+' or a trailing '.' or ',' that float() ignores): they read
+    # alike. Two spans that do not overlap are two different numbers in the line that happened to take
+    # the same values in every variant (an id's digits beside the epoch): the plan cannot tell which the
+    # grammar reads, so there is none, and the lines of this shape are read exactly.
+    first = min(hits, key=lambda se: (se[1] - se[0], se[0]))
+    if any(e <= first[0] or s >= first[1] for s, e in hits):
+        return None
+    return first
 
 
 @dataclass

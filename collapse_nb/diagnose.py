@@ -74,7 +74,7 @@ from .checks import CHECKS, Check, default_checks
 from .findings import Finding, check_failed, is_problem, sort_findings
 
 SYMPTOMS = ("variance_collapse", "loss_plateau", "chance_level_loss", "loss_divergence", "nonfinite_loss",
-            "overfitting", "val_below_train")
+            "overfitting", "val_below_train", "gan_discriminator_wins", "gan_loss_explodes")
 SEVERITY_WEIGHT = {"critical": 3.0, "warning": 2.0, "info": 1.0, "ok": 0.0}
 #: weight of a symptom in the observed failure (1 unless listed); see the module docstring.
 SYMPTOM_WEIGHT = {"val_below_train": 0.5}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import series as _series
 from . import tables
 
 
@@ -59,6 +60,21 @@ class Run:
         and TensorBoard histograms would otherwise be counted three times).
         """
         return self._one_source(tables.build_grads(self.scalars), "grads")
+
+    @cached_property
+    def series(self) -> pd.DataFrame:
+        """One row per logged series: its ``role`` (objective, component, eval_metric, lr, ...), ``network``,
+        ``eval_set``, ``direction``, points and resolution (:func:`collapse_nb.series.catalogue`)."""
+        return _series.catalogue(self.scalars)
+
+    def objective(self, phase: str = "train", network: str | None = None,
+                  eval_set: str | None = None) -> "_series.Objective":
+        """The loss series the checks read for ``phase`` (:func:`collapse_nb.series.objective`), cached."""
+        cache = self.__dict__.setdefault("_objectives", {})
+        key = (phase, network, eval_set)
+        if key not in cache:
+            cache[key] = _series.objective(self.scalars, self.series, phase, network, eval_set)
+        return cache[key]
 
     def grads_from(self, source: str | None = None) -> pd.DataFrame:
         """``grads`` rows of every source (``source=None``) or of one."""

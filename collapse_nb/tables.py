@@ -154,8 +154,9 @@ def detect_segments(df: pd.DataFrame) -> tuple[pd.Series, list[dict]]:
     """Number the restarted runs appended to one file.
 
     A new segment starts at a line where, for the same metric (name, param,
-    phase), the step goes back (or repeats on another line), or the epoch goes
-    back, or the batch goes back within the same epoch. Returns the segment of
+    phase), the step goes back (or repeats on another line) while the epoch
+    does not move on (a step counted within each epoch is not a restart), or
+    the epoch goes back, or the batch goes back within the same epoch. Returns the segment of
     every row (0-based) and the restarts found (the line each starts at).
     """
     n = len(df)
@@ -186,7 +187,9 @@ def detect_segments(df: pd.DataFrame) -> tuple[pd.Series, list[dict]]:
     ln = line[order]
     pln = np.r_[np.nan, ln[:-1]]
     with np.errstate(invalid="ignore"):
-        step_back = (s < ps) | ((s == ps) & (ln != pln))
+        # a step that goes back when the epoch moves on counts within the epoch (pix2pix 'iters'): no restart
+        epoch_forward = e > pe + 1e-9
+        step_back = ((s < ps) | ((s == ps) & (ln != pln))) & ~epoch_forward
         has_step = ~np.isnan(s) & ~np.isnan(ps)
         epoch_back = (e < pe - 1e-9) | ((np.abs(e - pe) < 1e-9) & (b < pb))
         flag = np.where(has_step, step_back, epoch_back)

@@ -14,8 +14,10 @@ from __future__ import annotations
 from ._base import Check
 from .chance_level_loss import ChanceLevelLoss
 from .clipping_saturated import ClippingSaturated
+from .coverage import Coverage
 from .dead_parameters import DeadParameters
 from .exploding_gradients import ExplodingGradients
+from .gan_balance import GANBalance
 from .loss_divergence import LossDivergence
 from .loss_plateau import LossPlateau
 from .lr_schedule import LRScheduleMismatch
@@ -29,9 +31,9 @@ from .variance_collapse import VarianceCollapse
 
 #: Default checks, in the order they run.
 DEFAULT_CHECKS: tuple[type[Check], ...] = (
-    NonfiniteLoss, VarianceCollapse, DeadParameters, OutputHead, VanishingGradients, ExplodingGradients,
+    Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, OutputHead, VanishingGradients, ExplodingGradients,
     UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau, LossDivergence, ChanceLevelLoss,
-    Overfitting, ValBelowTrain,
+    Overfitting, ValBelowTrain, GANBalance,
 )
 
 #: name -> check class

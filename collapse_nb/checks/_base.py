@@ -124,7 +124,11 @@ def order(df: pd.DataFrame) -> pd.DataFrame:
     keys: dict[str, np.ndarray] = {}
     keys["seg"] = _num(df["segment"]) if "segment" in df else np.zeros(len(df))
     step = _num(df["step"]) if "step" in df else np.full(len(df), np.nan)
-    if not np.isnan(step).any():
+    ep = _num(df["epoch"]) if "epoch" in df else np.full(len(df), np.nan)
+    if not np.isnan(step).any() and _step_restarts_each_epoch(ep, step):
+        keys["a"] = ep                        # pix2pix 'iters': a counter within the epoch, not a global step
+        keys["b"] = step
+    elif not np.isnan(step).any():
         keys["a"] = step
         keys["b"] = np.zeros(len(df))
     else:
@@ -136,6 +140,22 @@ def order(df: pd.DataFrame) -> pd.DataFrame:
     keys["line"] = np.where(np.isnan(keys["line"]), np.arange(len(df)), keys["line"])
     idx = np.lexsort((keys["line"], keys["b"], keys["a"], np.nan_to_num(keys["seg"])))
     return df.iloc[idx].reset_index(drop=True)
+
+
+def _step_restarts_each_epoch(ep: np.ndarray, step: np.ndarray) -> bool:
+    """True when ``step`` counts within each epoch (it goes back when the epoch moves on)."""
+    if np.isnan(ep).any() or len(np.unique(ep)) < 2:
+        return False
+    idx = np.lexsort((step, ep))
+    return bool((np.diff(step[idx]) < 0).any())
+
+
+def step_is_global(df: pd.DataFrame) -> bool:
+    """Every row has a step and the step does not restart with each epoch: it can be the x axis alone."""
+    if df.empty or "step" not in df or df["step"].isna().any():
+        return False
+    ep = _num(df["epoch"]) if "epoch" in df else np.full(len(df), np.nan)
+    return not _step_restarts_each_epoch(ep, _num(df["step"]))
 
 
 def main_segment(df: pd.DataFrame) -> pd.DataFrame:
@@ -176,35 +196,68 @@ def add_where(df: pd.DataFrame) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- loss curves
 
-LOSS_COLUMNS = ["segment", "epoch", "batch", "step", "value", "line", "source"]
+LOSS_COLUMNS = ["segment", "epoch", "batch", "step", "value", "line", "source", "raw_name"]
 
 
-def loss_rows(run, phase: str, name: str = "loss") -> pd.DataFrame:
-    """Rows of one metric for one phase (``train`` also takes rows with no phase), in time order."""
+def loss_rows(run, phase: str, name: str = "loss", network: str | None = None,
+              eval_set: str | None = None) -> pd.DataFrame:
+    """Rows of one metric for one phase (``train`` also takes rows with no phase), in time order.
+
+    For ``name="loss"`` the rows are the phase's *objective* (:meth:`Run.objective`): the logged
+    total, the one loss series, or the sum of the components, for one ``network`` and ``eval_set``.
+    Summary rows (a run average, a best-so-far value) are never part of the curve.
+    """
     s = run.scalars
     if s.empty:
         return pd.DataFrame(columns=LOSS_COLUMNS)
+    if name == "loss" and hasattr(run, "objective"):
+        obj = run.objective(phase, network, eval_set)
+        rows = obj.rows if obj.found else pd.DataFrame(columns=LOSS_COLUMNS)
+        out = order(rows[LOSS_COLUMNS]) if len(rows) else rows
+        out.attrs["series"] = obj.description
+        out.attrs["missing"] = obj.reason
+        return out
     mask = (s["name"] == name) & s["param"].isna()
     ph = s["phase"]
     mask &= (ph == phase) | (ph.isna() if phase == "train" else False)
-    return order(s.loc[mask, LOSS_COLUMNS])
+    picked = s.loc[mask]
+    if len(picked):
+        from ..series import summary_rows
+        picked = picked[~summary_rows(picked).to_numpy()]
+    out = order(picked[LOSS_COLUMNS])
+    out.attrs["series"] = f"the {phase} {name}"
+    return out
 
 
-def curve(run, phase: str, name: str = "loss", level: str = "auto") -> pd.DataFrame:
+def curve(run, phase: str, name: str = "loss", level: str = "auto", network: str | None = None,
+          eval_set: str | None = None) -> pd.DataFrame:
     """One value per time point of a metric in the main segment: ``x, value, epoch, batch, step, where, level``.
 
-    ``level``: ``"epoch"`` (epoch-level rows only, or the mean of each epoch's batch rows when none),
-    ``"step"`` (per-batch / per-step rows), or ``"auto"``: epoch-level when there are at least 3
-    epochs of them, else per step. Several values at one time point (two files saying the same) are averaged.
+    ``level``: ``"epoch"`` (epoch-level rows only, or the mean of each epoch's step rows when none),
+    ``"step"`` (per-batch / per-step rows), or ``"auto"``: the densest honest series, i.e. the step
+    rows when there are more of them than epochs (a run of 1,010 steps that all say ``epoch=0`` is
+    1,010 points), else the epoch rows. A step row is one with a batch, without an epoch, or of a
+    raw name logged more than once in some epoch (Lightning's ``*_step``); the others are epoch rows.
+    Several values at one time point (two files saying the same) are averaged. ``attrs["series"]``
+    says which series it is (:func:`loss_rows`), ``attrs["level"]`` its resolution.
     """
-    rows = main_segment(loss_rows(run, phase, name))
+    all_rows = loss_rows(run, phase, name, network, eval_set)
+    rows = main_segment(all_rows)
     cols = ["x", "value", "epoch", "batch", "step", "where", "level"]
     if rows.empty:
-        return pd.DataFrame(columns=cols)
-    epoch_level = rows[rows["batch"].isna() & rows["epoch"].notna()]
-    per_step = rows[rows["batch"].notna() | rows["epoch"].isna()]
-    n_epochs = epoch_level["epoch"].nunique()
-    if level == "epoch" or (level == "auto" and n_epochs >= 3) or (level == "auto" and per_step.empty):
+        out = pd.DataFrame(columns=cols)
+        out.attrs.update(all_rows.attrs)
+        return out
+    series_key = rows["source"].astype(str) + "\x00" + rows["raw_name"].astype(str)
+    with_epoch = rows["epoch"].notna()
+    per_epoch = rows[with_epoch].groupby([series_key[with_epoch], rows.loc[with_epoch, "epoch"]]).size()
+    dense = set(per_epoch[per_epoch > 1].index.get_level_values(0)) if len(per_epoch) else set()
+    stepwise = rows["batch"].notna() | rows["epoch"].isna() | series_key.isin(dense)
+    epoch_level, per_step = _one_source(rows[~stepwise], ["epoch"]), _one_source(rows[stepwise], ["epoch", "batch", "step"])
+    n_epochs = max(epoch_level["epoch"].nunique(), per_step["epoch"].nunique())
+    step_points = len(per_step.drop_duplicates(subset=["epoch", "batch", "step"]))
+    use_epoch = level == "epoch" or (level == "auto" and (per_step.empty or step_points <= n_epochs))
+    if use_epoch:
         if epoch_level.empty:
             epoch_level = per_step.dropna(subset=["epoch"])
         g = epoch_level.groupby("epoch", sort=True).agg(value=("value", "mean"), step=("step", "max"))
@@ -214,14 +267,51 @@ def curve(run, phase: str, name: str = "loss", level: str = "auto") -> pd.DataFr
         out["level"] = "epoch"
     else:
         src = per_step if len(per_step) else rows
-        key = ["step"] if src["step"].notna().all() else ["epoch", "batch"]
+        key = ["step"] if step_is_global(src) else ["epoch", "batch", "step"]
         g = src.groupby(key, sort=False, dropna=False).agg(
             value=("value", "mean"), **{c: (c, "first") for c in ("epoch", "batch", "step") if c not in key})
         out = order(g.reset_index())
         out["x"] = out["step"].astype("float64") if key == ["step"] else np.arange(len(out), dtype="float64")
         out["level"] = "step"
     out = add_where(out)
-    return out[cols].reset_index(drop=True)
+    out = out[cols].reset_index(drop=True)
+    out.attrs.update(all_rows.attrs)
+    out.attrs["level"] = out["level"].iloc[0] if len(out) else None
+    return out
+
+
+def _one_source(rows: pd.DataFrame, when: list[str]) -> pd.DataFrame:
+    """The rows of the file with the most distinct time points (ties: more rows, then the name).
+
+    Two files of one run (a text log and TensorBoard, a CSV and a capture log) log the same loss at
+    different resolutions and sometimes differently (per micro-batch, per optimizer step): a curve
+    is read from one of them, never from their mixture.
+    """
+    if rows.empty or "source" not in rows or rows["source"].nunique(dropna=False) <= 1:
+        return rows
+    src = rows["source"].astype(str)
+    points = rows[when].assign(_s=src.to_numpy()).drop_duplicates().groupby("_s").size()
+    counts = src.value_counts()
+    best = sorted(points.index, key=lambda k: (-points[k], -counts[k], k))[0]
+    return rows[src == best]
+
+
+def curve_basis(c: pd.DataFrame) -> dict[str, Any]:
+    """What a check ran on, for its finding's details: ``series``, ``resolution``, ``points``, ``span``."""
+    if c is None or not len(c):
+        return {"series": c.attrs.get("series", "") if c is not None else "", "resolution": None, "points": 0}
+    unit = "epoch" if c["level"].iloc[0] == "epoch" else "step"
+    return {"series": c.attrs.get("series", ""), "resolution": unit, "points": int(len(c)),
+            "span": f"{c['where'].iloc[0]} to {c['where'].iloc[-1]}"}
+
+
+def missing_loss(c: pd.DataFrame, phase: str, need: int) -> str:
+    """The reason a loss check did not run: the objective's absence, or too few points of it."""
+    reason = c.attrs.get("missing") if c is not None else None
+    if reason and (c is None or not len(c)):
+        return reason
+    series = c.attrs.get("series") or f"the {phase} loss"
+    return f"{len(c)} finite points of {series} (need {need})"
 
 
 def tail(values: np.ndarray, frac: float, minimum: int = 1) -> np.ndarray:
@@ -231,33 +321,70 @@ def tail(values: np.ndarray, frac: float, minimum: int = 1) -> np.ndarray:
     return values[n - k:]
 
 
-def aligned_train_val(run, name: str = "loss") -> pd.DataFrame:
-    """Train and val values of a metric at the same time points: ``x, where, train, val`` (+ epoch, step).
+def aligned_train_val(run, name: str = "loss", eval_set: str | None = None,
+                      val_name: str | None = None, val_phase: str = "val") -> pd.DataFrame:
+    """Train and val values at the same time points: ``x, where, train, val`` (+ epoch, step).
 
-    Per epoch from ``run.epochs`` (the segment with the most rows having both) when at least one epoch
-    has both; else per step, each val point paired with the nearest train point at or before it.
+    The train side is the train objective (``name="loss"``) or metric ``name``; the val side is the
+    validation series ``val_name`` (default: the same name) of ``eval_set``. Per epoch when both
+    sides have epoch-level values at common epochs; else per step, each val point paired with the
+    nearest train point at or before it. ``attrs["series"]`` names both sides.
     """
-    ep = run.epochs
-    tcol, vcol = f"train_{name}", f"val_{name}"
-    if not ep.empty and tcol in ep and vcol in ep:
-        both = ep.dropna(subset=[tcol, vcol])
-        if len(both):
-            both = main_segment(both)
-            out = pd.DataFrame({"x": both["epoch"].astype("float64").to_numpy(),
-                                "epoch": both["epoch"].to_numpy(), "step": both["step"].to_numpy(),
-                                "train": both[tcol].to_numpy(dtype="float64"),
-                                "val": both[vcol].to_numpy(dtype="float64")})
-            out["where"] = [f"epoch {fmt(e)}" for e in out["epoch"]]
-            return out.sort_values("x").reset_index(drop=True)
-    tr, va = curve(run, "train", name, level="step"), curve(run, "val", name, level="step")
+    cols = ["x", "epoch", "step", "train", "val", "where"]
+    val_name = val_name or name
+    tr_e = curve(run, "train", name, level="epoch")
+    va_e = curve(run, val_phase, val_name, level="epoch", eval_set=eval_set)
+    label = {"train_series": tr_e.attrs.get("series", ""), "val_series": va_e.attrs.get("series", ""),
+             "missing": va_e.attrs.get("missing") or tr_e.attrs.get("missing") or ""}
+    if len(tr_e) and len(va_e) and tr_e["epoch"].notna().any() and va_e["epoch"].notna().any():
+        m = va_e[["epoch", "step", "value"]].rename(columns={"value": "val"}).merge(
+            tr_e[["epoch", "value"]].rename(columns={"value": "train"}), on="epoch", how="inner")
+        if len(m):
+            m["x"] = m["epoch"].astype("float64")
+            m["where"] = [f"epoch {fmt(e)}" for e in m["epoch"]]
+            out = m[cols].sort_values("x").reset_index(drop=True)
+            out.attrs.update(label, resolution="epoch")
+            return out
+    tr = curve(run, "train", name, level="step")
+    va = curve(run, val_phase, val_name, level="step", eval_set=eval_set)
     if tr.empty or va.empty or tr["step"].isna().any() or va["step"].isna().any():
-        return pd.DataFrame(columns=["x", "epoch", "step", "train", "val", "where"])
+        out = pd.DataFrame(columns=cols)
+        out.attrs.update(label)
+        return out
     t = tr[["step", "value"]].rename(columns={"value": "train"}).astype({"step": "float64"}).sort_values("step")
     v = va[["step", "value", "epoch"]].rename(columns={"value": "val"}).astype({"step": "float64"}).sort_values("step")
     m = pd.merge_asof(v, t, on="step", direction="backward").dropna(subset=["train"])
     m["x"] = m["step"]
     m["where"] = [f"step {int(s)}" for s in m["step"]]
-    return m[["x", "epoch", "step", "train", "val", "where"]].reset_index(drop=True)
+    out = m[cols].reset_index(drop=True)
+    out.attrs.update(label, resolution="step")
+    return out
+
+
+def validation_series(run) -> list[dict[str, Any]]:
+    """The validation series a train/val check can compare: one per eval set's loss, else eval metrics.
+
+    Each is ``{"eval_set", "val_name", "direction", "label"}``: the set's objective (``val_name="loss"``,
+    direction ``down``) for every eval set that logs a loss; for a set without one, its eval metrics
+    that have a known direction (accuracy ``up``, WER ``down``...), most points first.
+    """
+    from ..series import eval_sets
+    cat = run.series if hasattr(run, "series") else pd.DataFrame()
+    out = []
+    for es in eval_sets(cat):
+        if run.objective("val", eval_set=es).found:
+            out.append({"eval_set": es, "val_name": "loss", "direction": "down", "phase": "val",
+                        "label": "validation loss" + (f" on '{es}'" if es else "")})
+    if out or cat.empty:
+        return out
+    for phase in ("val", "test"):           # a test metric logged every epoch is the only validation some runs have
+        metrics = cat[(cat["phase"] == phase) & (cat["role"] == "eval_metric") & cat["direction"].notna()]
+        for r in metrics.sort_values("points", ascending=False, kind="stable").itertuples():
+            out.append({"eval_set": None, "val_name": str(r.name), "direction": str(r.direction), "phase": phase,
+                        "label": f"{'validation' if phase == 'val' else 'test'} {r.name}"})
+        if out:
+            return out
+    return out
 
 
 def config_number(run, key: str) -> float | None:

@@ -21,9 +21,23 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, curve, fmt, loss_rows, main_segment, tail
+from ._base import Check, curve, curve_basis, fmt, loss_rows, main_segment, tail
 
-_K_KEYS = ("num_classes", "num_labels", "n_classes", "nb_classes", "classes", "n_class", "num_class", "nclass")
+_K_KEYS = ("num_classes", "num_labels", "n_classes", "nb_classes", "classes", "n_class", "num_class", "nclass", "nc")
+#: A language model's uniform loss is ln(vocabulary size).
+_VOCAB_KEYS = ("vocab_size", "ntokens", "n_vocab", "vocabulary_size", "num_tokens", "padded_vocab_size")
+
+
+def chance_loss(run) -> tuple[float | None, int | None, str]:
+    """``(ln K, K, where K was read)`` for a classifier (classes) or language model (vocabulary), else Nones.
+
+    K is read from the config files (``num_classes``, ``num_labels``, ``nc``, ``vocab_size``, ``ntokens``...)
+    or from a value the log printed under such a name ("found vocab_size = 65").
+    """
+    k, how = ChanceLevelLoss._classes(run)
+    if k is None:
+        return None, None, ""
+    return math.log(k), k, how
 
 
 @dataclass
@@ -59,7 +73,9 @@ class ChanceLevelLoss(Check):
         c = curve(run, "train")
         c = c[np.isfinite(c["value"].astype("float64"))] if len(c) else c
         if c.empty:
-            return self.skip("no train loss")
+            return self.skip(c.attrs.get("missing") or "no train loss")
+        if run.objective("train").how == "sum":
+            return self.skip(f"the objective is {c.attrs.get('series')}: a sum of terms has no single chance level")
         end = float(np.mean(tail(c["value"].to_numpy(dtype="float64"), self.tail_frac)))
         out = self._regression(run)
         if out is not None:
@@ -79,9 +95,17 @@ class ChanceLevelLoss(Check):
         chance = math.log(k)
         dist = abs(end - chance) / chance
         details = {"k": k, "k_from": how, "chance_loss": chance, "loss_end": end, "distance": dist,
-                   "accuracy_end": acc}
+                   "accuracy_end": acc, **curve_basis(c)}
+        if dist > self.tolerance and end > chance:
+            return [self.finding(
+                "chance_level_loss", "critical", f"Loss above chance level: {fmt(end)} > ln {k} = {fmt(chance)}",
+                summary=f"The train loss ends at {fmt(end)}, {end / chance:.2g}x the {fmt(chance)} that predicting all "
+                        f"{k} {'tokens' if 'vocab' in how or 'token' in how else 'classes'} with equal probability "
+                        f"scores ({how}): the model is worse than uniform guessing.",
+                evidence=c[["where", "value"]].tail(20).reset_index(drop=True), actions=self._actions(),
+                details={**details, "state": "above"}, score=1.0)]
         if dist > self.tolerance:
-            return [] if end > chance else [self.finding(
+            return [self.finding(
                 "loss_below_chance", "ok", f"Loss below chance level (ln {k} = {fmt(chance)})",
                 summary=f"The train loss ends at {fmt(end)}, below the {fmt(chance)} of uniform guessing over {k} "
                         f"classes.", details=details)]
@@ -130,16 +154,25 @@ class ChanceLevelLoss(Check):
     @staticmethod
     def _classes(run) -> tuple[int | None, str]:
         raw = run.meta.get("config_raw", {}) if hasattr(run, "meta") else {}
-        for src, cfg in (raw.items() if isinstance(raw, dict) else []):
-            for key, v in (cfg.items() if isinstance(cfg, dict) else []):
-                leaf = str(key).rsplit(".", 1)[-1].lower()
-                if leaf in _K_KEYS:
-                    try:
-                        k = int(v)
-                    except (TypeError, ValueError):
-                        continue
-                    if k >= 2:
-                        return k, f"{key} = {k} in {src}"
+        for keys, what in ((_K_KEYS, "classes"), (_VOCAB_KEYS, "vocabulary")):
+            for src, cfg in (raw.items() if isinstance(raw, dict) else []):
+                for key, v in (cfg.items() if isinstance(cfg, dict) else []):
+                    leaf = str(key).rsplit(".", 1)[-1].lower()
+                    if leaf in keys:
+                        try:
+                            k = int(v)
+                        except (TypeError, ValueError, OverflowError):
+                            continue
+                        if k >= 2:
+                            return k, f"{key} = {k} in {src}"
+            s = run.scalars
+            if not s.empty:
+                said = s[s["name"].astype(str).isin(keys) & s["param"].isna()]
+                vals = pd.to_numeric(said["value"], errors="coerce").dropna()
+                vals = vals[(vals >= 2) & (vals == vals.round())]
+                if len(vals):
+                    r = said.loc[vals.index[0]]
+                    return int(vals.iloc[0]), f"{r['raw_name']} = {int(vals.iloc[0])} in {r['source']}"
         return None, ""
 
     @staticmethod

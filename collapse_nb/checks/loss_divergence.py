@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, curve, fmt
+from ._base import Check, curve, curve_basis, fmt, missing_loss
 
 
 @dataclass
@@ -47,23 +47,32 @@ class LossDivergence(Check):
         c = curve(run, "train")
         c = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True) if len(c) else c
         if len(c) < self.min_points:
-            return self.skip(f"{len(c)} finite train loss points (need {self.min_points})")
+            return self.skip(missing_loss(c, "train", self.min_points))
         y = c["value"].to_numpy(dtype="float64")
         per_step = c["level"].iloc[0] == "step"
         m = max(3 if per_step else 1, int(np.ceil(len(y) * self.end_frac)))
         if len(y) < 2 * m:
-            return []
+            return self.skip(f"{len(y)} finite points of {c.attrs.get('series') or 'the train loss'} are too few for "
+                             f"two windows of {m}")
         roll = pd.Series(y).rolling(m, min_periods=m)
         ys = (roll.median() if per_step else roll.mean()).to_numpy()
         i_min = int(np.nanargmin(ys))
         lo, end = float(ys[i_min]), float(ys[-1])
+        details = {"min": lo, "min_where": c["where"].iloc[i_min], "end": end,
+                   "end_where": c["where"].iloc[-1], "window": m, **curve_basis(c)}
         if lo <= 0:
-            return []
+            return [self.finding("loss_not_diverging", "ok", "Train loss not diverging",
+                                 summary=f"The smoothed {details['series'] or 'train loss'} reaches {fmt(lo)}; a "
+                                         f"ratio to a non-positive minimum says nothing, so no divergence is claimed.",
+                                 details=details)]
         ratio = end / lo
-        details = {"min": lo, "min_where": c["where"].iloc[i_min], "end": end, "factor": ratio,
-                   "end_where": c["where"].iloc[-1], "window": m}
+        details["factor"] = ratio
         if ratio <= self.factor or i_min >= len(ys) - m:
-            return []
+            return [self.finding("loss_not_diverging", "ok", "Train loss not diverging",
+                                 summary=f"{(details['series'] or 'the train loss').capitalize()}, smoothed over {m} "
+                                         f"{details['resolution']}s, ends at {fmt(end)}, {ratio:.2g}x its minimum "
+                                         f"{fmt(lo)} at {details['min_where']} (divergence: above "
+                                         f"{fmt(self.factor)}x).", details=details)]
         severity = "critical" if ratio > self.critical_factor else "warning"
         ev = c[["where", "value"]].assign(smoothed=ys).iloc[i_min:].reset_index(drop=True)
         summary = (f"The train loss reached {fmt(lo)} at {details['min_where']} and then rose to {fmt(end)} by "

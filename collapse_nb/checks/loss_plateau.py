@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..findings import Finding
-from ._base import Check, curve, fmt
+from ._base import Check, curve, curve_basis, fmt, missing_loss
+from .chance_level_loss import chance_loss
 
 
 @dataclass
@@ -37,6 +38,10 @@ class LossPlateau(Check):
         a ``warning`` ("stuck"); otherwise ``info`` ("levelled off", likely converged).
     min_points : int, default 5
         Fewer logged points than this: not checked.
+    trained_start : float, default 0.5
+        A run whose first loss is below this fraction of the chance level ``ln K`` (classes or vocabulary
+        size, see ``chance_level_loss``) started from a trained model (resumed, fine-tuned): a flat loss
+        there is ``info`` ("levelled off"), not "stuck".
 
     Requires
     --------
@@ -48,12 +53,13 @@ class LossPlateau(Check):
     min_improvement: float = 0.01
     stuck_improvement: float = 0.3
     min_points: int = 5
+    trained_start: float = 0.5
 
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
         c = c[np.isfinite(c["value"].astype("float64"))] if len(c) else c
         if len(c) < self.min_points:
-            return self.skip(f"{len(c)} finite train loss points (need {self.min_points})")
+            return self.skip(missing_loss(c, "train", self.min_points))
         y = c["value"].to_numpy(dtype="float64")
         per_step = c["level"].iloc[0] == "step"
         n = len(y)
@@ -71,13 +77,18 @@ class LossPlateau(Check):
         ev = c[["where", "value"]].iloc[s:].assign(trend=w_start + slope * np.arange(k)).reset_index(drop=True)
         details = {"window_points": k, "unit": unit, "window_start": w_start, "window_end": w_end,
                    "improvement": improvement, "overall_improvement": overall, "start": start, "slope": slope,
-                   "window_from": c["where"].iloc[s], "to": c["where"].iloc[-1]}
+                   "window_from": c["where"].iloc[s], "to": c["where"].iloc[-1], **curve_basis(c)}
         if improvement >= self.min_improvement:
             return [self.finding("loss_decreasing", "ok", "Train loss is still decreasing",
                                  summary=f"Over the last {k} {unit} ({details['window_from']} to {details['to']}) the "
                                          f"train loss fell {improvement:.1%} ({fmt(w_start)} -> {fmt(w_end)}).",
                                  details=details, score=improvement)]
         stuck = overall < self.stuck_improvement
+        chance, k, k_from = chance_loss(run)
+        pretrained = bool(stuck and chance and start < self.trained_start * chance)
+        if pretrained:
+            stuck = False
+            details.update(chance_loss=chance, k=k, k_from=k_from, started_trained=True)
         rising = improvement < -0.1
         state = "stuck" if stuck else "rising again" if rising else "levelled off"
         details["state"] = state
@@ -85,7 +96,10 @@ class LossPlateau(Check):
         summary = (f"Over the last {k} {unit} ({details['window_from']} to {details['to']}) the train loss {change} "
                    f"({fmt(w_start)} -> {fmt(w_end)}, Theil-Sen trend). Over the whole run it fell {overall:.0%} from "
                    f"{fmt(start)}"
-                   + (": the run is stuck near where it started." if stuck else
+                   + (f"; but it started at {fmt(start)}, far below the chance level ln {k} = {fmt(chance)} "
+                      f"({k_from}): a resumed or fine-tuned model that has levelled off, not a stuck one."
+                      if pretrained else
+                      ": the run is stuck near where it started." if stuck else
                       ": it learned early on but has not improved since (batch noise, harder batches late in the "
                       "run, or a learning rate too high for this stage)." if rising else
                       ": it has levelled off after learning (converged, or the learning rate is now too small)."))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
+from ..series import seen as series_seen
 from ._base import Check, add_where, fmt, order
 
 
@@ -35,20 +36,25 @@ class NonfiniteLoss(Check):
 
     def __call__(self, run) -> list[Finding]:
         s = run.scalars
-        names = s["name"].astype(str)
-        mask = (names == "loss") | names.str.endswith("loss")
-        mask &= ~names.isin(["running_loss", "accumulated_loss"]) & s["param"].isna()
-        rows = s[mask]
+        cat = run.series if hasattr(run, "series") else None
+        if cat is not None and len(cat):
+            losses = set(cat.loc[cat["role"].isin(["objective", "component"]), "name"].astype(str))
+        else:
+            names = s["name"].astype(str)
+            losses = set(names[(names == "loss") | names.str.endswith("loss")])
+        rows = s[s["name"].astype(str).isin(losses) & s["param"].isna()]
         if rows.empty:
-            return self.skip("no loss values in run.scalars")
+            seen = series_seen(cat) if cat is not None else "none"
+            return self.skip(f"no loss series recognised (series seen: {seen})")
         v = rows["value"].to_numpy(dtype="float64")
         nan, inf = np.isnan(v), np.isinf(v)
         huge = np.isfinite(v) & (np.abs(v) >= self.huge)
         if not (nan | inf | huge).any():
             return [self.finding("loss_finite", "ok", "Loss is finite throughout",
                                  summary=f"All {len(v):,} logged loss values ({rows['name'].astype(str).nunique()} "
-                                         f"series) are finite and below {fmt(self.huge)}.",
-                                 details={"n": int(len(v))})]
+                                         f"series: {', '.join(sorted(losses)[:8])}) are finite and below "
+                                         f"{fmt(self.huge)}.",
+                                 details={"n": int(len(v)), "series": sorted(losses)})]
         bad = add_where(order(rows[nan | inf | huge]))
         bad = bad.assign(kind=np.where(np.isnan(bad["value"]), "NaN",
                                        np.where(np.isinf(bad["value"]), "inf", "huge")))

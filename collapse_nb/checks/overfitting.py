@@ -1,11 +1,13 @@
-"""Overfitting: validation loss rising from its minimum while the training loss keeps falling.
+"""Overfitting: validation getting worse from its best while the training loss keeps falling.
 
-Train and validation losses are paired per epoch (``run.epochs``) or, for runs
-logged by iteration, each validation point with the last train point at or before
-it. The check fires when the validation loss ends more than ``rise`` above its
-minimum and the training loss ended lower than it was at that minimum. It also
-reports AUTOTRAINER's ``test_turn_bad`` count: the number of final consecutive
-evaluations where train fell and validation rose by more than ``epsilon``.
+The train objective and each validation series are paired per epoch or, for runs logged by
+iteration, each validation point with the last train point at or before it. The validation series
+are the validation loss of every eval set, or, where no validation loss is logged, the eval
+metrics with a known direction (accuracy, mAP, AUC going up; WER, perplexity going down). The check
+fires when the validation series ends more than ``rise`` worse than its best and the training loss
+ended lower than it was there, or when it got worse at each of the last ``turn_bad`` evaluations
+while the train loss fell (AUTOTRAINER's ``test_turn_bad``). With several eval sets the worst is
+reported, naming the set; the others are in ``details["per_set"]``.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..findings import Finding
-from ._base import Check, aligned_train_val, fmt
+from ._base import Check, aligned_train_val, fmt, validation_series
 
 
 @dataclass
@@ -31,6 +33,9 @@ class Overfitting(Check):
         A rise above this fraction (50%) is ``critical``: the model is memorising.
     epsilon : float, default 0.01
         AUTOTRAINER's ``epsilon`` (10e-3) for counting consecutive train-down / val-up evaluations.
+    turn_bad : int, default 3
+        Also a ``warning`` when the validation series got worse (by more than ``epsilon``) at each of the
+        last this many evaluations while the train loss fell, however small the total rise.
     end_points : int, default 2
     min_points : int, default 3
 
@@ -43,50 +48,81 @@ class Overfitting(Check):
     rise: float = 0.1
     critical_rise: float = 0.5
     epsilon: float = 0.01
+    turn_bad: int = 3
     end_points: int = 2
     min_points: int = 3
 
     def __call__(self, run) -> list[Finding]:
-        tv = aligned_train_val(run)
-        tv = tv[np.isfinite(tv["train"].astype(float)) & np.isfinite(tv["val"].astype(float))].reset_index(drop=True) \
-            if len(tv) else tv
-        if len(tv) < self.min_points:
-            return self.skip(f"{len(tv)} point(s) with both train and validation loss (need {self.min_points})")
-        val, train = tv["val"].to_numpy(dtype="float64"), tv["train"].to_numpy(dtype="float64")
-        i_min = int(np.argmin(val))
+        candidates = validation_series(run)
+        if not candidates:
+            tv = aligned_train_val(run)
+            return self.skip(tv.attrs.get("missing") or "no validation loss or eval metric with a known direction")
+        results, skipped = [], []
+        for c in candidates:
+            tv = aligned_train_val(run, eval_set=c["eval_set"], val_name=c["val_name"], val_phase=c["phase"])
+            tv = tv[np.isfinite(tv["train"].astype(float)) & np.isfinite(tv["val"].astype(float))].reset_index(
+                drop=True) if len(tv) else tv
+            if len(tv) < self.min_points:
+                skipped.append(f"{c['label']}: {len(tv)} point(s) paired with the train loss")
+                continue
+            results.append(self._one(tv, c))
+        if not results:
+            return self.skip(f"fewer than {self.min_points} train/validation pairs ({'; '.join(skipped)})")
+        worst = max(results, key=lambda f: (f.rank == 0, f.severity != "ok", f.score))
+        if len(results) > 1:
+            worst.details["per_set"] = [{"series": f.details["val_series"], "code": f.code,
+                                         "severity": f.severity, "worse_by": f.details["rise"]} for f in results]
+        return [worst]
+
+    def _one(self, tv, c) -> Finding:
+        sign = 1.0 if c["direction"] == "down" else -1.0     # work on "badness": lower is better
+        label = c["label"]
+        val_raw, train = tv["val"].to_numpy(dtype="float64"), tv["train"].to_numpy(dtype="float64")
+        val = sign * val_raw
+        i_best = int(np.argmin(val))
         m = min(self.end_points, len(val) - 1)
-        v_end, t_end = float(val[-m:].mean()), float(train[-m:].mean())
-        v_min, t_at_min = float(val[i_min]), float(train[i_min])
-        rise = (v_end - v_min) / abs(v_min) if v_min else 0.0
+        v_end, t_end = float(val_raw[-m:].mean()), float(train[-m:].mean())
+        v_best, t_at_best = float(val_raw[i_best]), float(train[i_best])
+        rise = sign * (v_end - v_best) / abs(v_best) if v_best else 0.0
         turn_bad = 0
         for i in range(len(val) - 1, 0, -1):
             down = train[i] - train[i - 1] < -self.epsilon * abs(train[i - 1])
-            up = val[i] - val[i - 1] > self.epsilon * abs(val[i - 1])
-            if down and up:
+            worse = val[i] - val[i - 1] > self.epsilon * abs(val[i - 1])
+            if down and worse:
                 turn_bad += 1
             else:
                 break
-        details = {"val_min": v_min, "val_min_where": tv["where"].iloc[i_min], "val_end": v_end, "rise": rise,
-                   "train_at_val_min": t_at_min, "train_end": t_end, "consecutive_train_down_val_up": turn_bad,
-                   "gap_end": (v_end - t_end) / abs(t_end) if t_end else None, "points": len(tv)}
-        ev = tv[["where", "train", "val"]].assign(gap=tv["val"] - tv["train"])
-        if rise <= self.rise or i_min >= len(val) - m or t_end >= t_at_min:
-            return [self.finding("no_overfitting", "ok", "Validation loss follows the training loss",
-                                 summary=f"The validation loss ends at {fmt(v_end)}, {rise:+.1%} from its minimum "
-                                         f"{fmt(v_min)} ({details['val_min_where']}); no sustained rise while the "
-                                         f"train loss falls.", details=details)]
+        word = "rose" if c["direction"] == "down" else "fell"
+        best_word = "minimum" if c["direction"] == "down" else "best"
+        details = {"val_best": v_best, "val_best_where": tv["where"].iloc[i_best], "val_end": v_end, "rise": rise,
+                   "train_at_val_best": t_at_best, "train_end": t_end, "consecutive_train_down_val_worse": turn_bad,
+                   "gap_end": (v_end - t_end) / abs(t_end) if t_end and c["val_name"] == "loss" else None,
+                   "points": len(tv), "val_series": label, "direction": c["direction"], "eval_set": c["eval_set"],
+                   "train_series": tv.attrs.get("train_series", ""), "resolution": tv.attrs.get("resolution"),
+                   # older names, kept for readers of the details
+                   "val_min": v_best, "val_min_where": tv["where"].iloc[i_best]}
+        ev = tv[["where", "train", "val"]].rename(columns={"val": label})
+        sustained = turn_bad >= self.turn_bad and rise > self.epsilon
+        if (rise <= self.rise and not sustained) or i_best >= len(val) - m or t_end >= t_at_best:
+            return self.finding("no_overfitting", "ok", f"The {label} follows the training loss",
+                                summary=f"The {label} ends at {fmt(v_end)}, {rise:+.1%} worse than its {best_word} "
+                                        f"{fmt(v_best)} ({details['val_best_where']}); no sustained worsening while "
+                                        f"the train loss falls ({len(tv)} {details['resolution'] or 'time'} points).",
+                                details=details)
         severity = "critical" if rise > self.critical_rise else "warning"
-        summary = (f"The validation loss bottomed out at {fmt(v_min)} ({details['val_min_where']}) and rose to "
-                   f"{fmt(v_end)} ({rise:+.0%}) by {tv['where'].iloc[-1]}, while the train loss kept falling from "
-                   f"{fmt(t_at_min)} to {fmt(t_end)}"
-                   + (f" (val/train = {v_end / t_end:.0f}x at the end)" if t_end > 0 and v_end / t_end > 3 else "")
+        summary = (f"The {label} was best at {fmt(v_best)} ({details['val_best_where']}) and {word} to "
+                   f"{fmt(v_end)} ({rise:.0%} worse) by {tv['where'].iloc[-1]}, while the train loss kept falling "
+                   f"from {fmt(t_at_best)} to {fmt(t_end)}"
+                   + (f" (val/train = {v_end / t_end:.0f}x at the end)" if c["val_name"] == "loss" and t_end > 0
+                      and v_end / t_end > 3 else "")
                    + ": the model is fitting the training set, not the task."
-                   + (f" Train fell and val rose at each of the last {turn_bad} evaluations." if turn_bad >= 2 else ""))
-        actions = [f"Keep the checkpoint from {details['val_min_where']} (early stopping on validation loss).",
+                   + (f" It got worse at each of the last {turn_bad} evaluations while the train loss fell."
+                      if turn_bad >= 2 else ""))
+        actions = [f"Keep the checkpoint from {details['val_best_where']} (early stopping on the {label}).",
                    "Add data or augmentation, or regularise (dropout, weight decay); shrink the model if the "
                    "dataset is small.",
                    "Check the training set is not tiny or repeated (a dataloader stuck on a few batches memorises "
                    "them)."]
-        return [self.finding("overfitting", severity, f"Overfitting: validation loss up {rise:.0%} from its minimum "
-                             f"while train loss falls", summary=summary, evidence=ev, actions=actions,
-                             details=details, score=float(rise))]
+        return self.finding("overfitting", severity, f"Overfitting: {label} {rise:.0%} worse than its {best_word} "
+                            f"while train loss falls", summary=summary, evidence=ev, actions=actions,
+                            details=details, score=float(rise))

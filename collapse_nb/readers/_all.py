@@ -5,6 +5,7 @@ from . import detectron2_json  # noqa: F401
 from . import mmengine_json  # noqa: F401
 from . import detr_log  # noqa: F401
 from . import chainer_log  # noqa: F401
+from . import keras_history  # noqa: F401
 from . import hf_trainer_state  # noqa: F401
 from . import csv_metrics, config_file  # noqa: F401
 from . import tb_events  # noqa: F401

@@ -463,7 +463,8 @@ def context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
     """The context state machine over the header events (phase codes: -1 none, 0 train, 1 val, 2 test).
 
     Returns, per event, the epoch, batch, step, phase and segment in force after it, and whether it
-    starts a new segment (a ``reset``, or a counter that goes back). Plain Python over lists or arrays;
+    starts a new segment (a ``reset``, or a counter that goes back; a step that goes back while the
+    epoch moves on is counted within the epoch and is not a restart). Plain Python over lists or arrays;
     ``_text_jit`` compiles this same function with numba.
     """
     n = len(ev_e)
@@ -491,7 +492,10 @@ def context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
             last[p + 1] = nan
         counted = p if p != -1 else phase
         lb = last[counted + 1]
-        restart = ev_reset[i] or (e < epoch) or (s < step) or (b == b and (e == epoch or e != e) and b < lb)
+        # a step that goes back as the epoch moves on counts within the epoch (pix2pix 'iters'): no restart
+        moved_on = e == e and epoch == epoch and e > epoch
+        restart = ev_reset[i] or (e < epoch) or (s < step and not moved_on) or \
+            (b == b and (e == epoch or e != e) and b < lb)
         if restart:
             segment += 1
             back[i] = True

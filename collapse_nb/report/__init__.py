@@ -67,7 +67,8 @@ class Report:
     @property
     def status(self) -> str:
         """``broken`` (a critical finding), ``suspicious`` (warnings), ``healthy``, ``inconclusive`` (no problem,
-        but most checks lacked data) or ``not judged`` (no check could run)."""
+        but most checks lacked data), ``not assessed`` (no training objective was recognised, whatever else ran)
+        or ``not judged`` (no check could run)."""
         return self.document.status
 
     @property

@@ -14,7 +14,8 @@ from .document import (Badge, BulletList, Document, FigureBlock, KeyValues, Note
 
 BADGES = {"broken": "❌ broken", "suspicious": "⚠️ suspicious", "working": "✅ working", "info": "ℹ️ info",
           "not checked": "➖ not checked", "check failed": "❗ check failed", "healthy": "✅ healthy",
-          "not judged": "➖ not judged", "inconclusive": "➖ inconclusive", "no finding": "· no finding"}
+          "not judged": "➖ not judged", "inconclusive": "➖ inconclusive", "not assessed": "➖ not assessed",
+          "no finding": "· no finding"}
 
 
 def md_text(text: Any) -> str:

@@ -94,7 +94,7 @@ def test_divergence(tmp_path):
 
 
 def test_single_spike_is_not_divergence(tmp_path):
-    assert LossDivergence()(_steps(tmp_path, lambda s: 50.0 if s == 45 else 1.0 - s / 100)) == []
+    assert [f.code for f in LossDivergence()(_steps(tmp_path, lambda s: 50.0 if s == 45 else 1.0 - s / 100))] == ["loss_not_diverging"]
 
 
 def test_divergence_per_epoch_critical(tmp_path):
@@ -112,7 +112,7 @@ def test_overfitting_per_epoch(tmp_path):
     d = f.details
     assert d["val_min"] == 1.4 and d["val_min_where"] == "epoch 2"
     assert d["rise"] == pytest.approx((1.825 - 1.4) / 1.4)
-    assert d["consecutive_train_down_val_up"] == 4
+    assert d["consecutive_train_down_val_worse"] == 4
     assert "Keep the checkpoint from epoch 2" in f.actions[0]
 
 

@@ -210,7 +210,8 @@ def _dict_states(events):
         if p is not None and p != phase and p != "train":
             last_batch.pop(p, None)
         counted = p if p is not None else phase
-        back = "reset" in ctx or (e < epoch) or (s < step) or (
+        moved_on = e > epoch            # a step counted within each epoch goes back as the epoch moves on
+        back = "reset" in ctx or (e < epoch) or (s < step and not moved_on) or (
             not math.isnan(b) and (e == epoch or math.isnan(e)) and b < last_batch.get(counted, math.nan))
         if back:
             segment += 1

@@ -317,3 +317,18 @@ def test_olmo(tmp_path):
     assert f"{p}: traceback at line {tb}: torch.distributed.elastic.multiprocessing.api.SignalException: " \
            "Process 9724 got signal: 15" in run.meta["notes"]
     assert not s["raw_name"].astype(str).str.contains("signal").any()      # the exception line is no metric
+
+
+def test_a_step_counted_within_each_epoch_is_not_a_restart(tmp_path):
+    """pix2pix's loss_log.txt counts 'iters' from the start of each epoch: a new epoch, not a new run."""
+    p = tmp_path / "loss_log.txt"
+    lines = ["================ Training Loss (Mon Jan  1 00:00:00 2024) ================"]
+    for e in (1, 2, 3):
+        for it in (100, 200, 300):
+            lines.append(f"(epoch: {e}, iters: {it}, time: 0.126, data: 0.002) G_GAN: {e + it / 1000:.3f} "
+                         f"G_L1: 21.767 D_real: 0.872 D_fake: 0.068 ")
+    p.write_text("\n".join(lines) + "\n")
+    run = collapse_nb.load(p)
+    assert run.meta["restarts"] == []
+    g = run.scalars[run.scalars["raw_name"] == "G_GAN"]
+    assert g["segment"].tolist() == [0] * 9 and g["epoch"].tolist() == [1.0] * 3 + [2.0] * 3 + [3.0] * 3

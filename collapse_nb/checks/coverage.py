@@ -1,0 +1,182 @@
+"""Coverage: what the loss checks read, and how far the run got.
+
+Every other loss check reads *the training objective* (:mod:`collapse_nb.series`): a logged total, the
+one loss series, or the sum of the components. This check says which it is, how many points at which
+resolution, or, when there is none, that the run is **not assessed** and which series it did log, so
+that a run nothing could check never reads as healthy (the report's verdict leads with it).
+
+It also compares how far the run got with how far it was configured to go: the last logged step
+against ``max_steps`` (HF), ``max_duration`` (OLMo), ``train_iters`` (Megatron), ``max_iter``
+(detectron2); the epochs logged against ``num_train_epochs`` / ``epochs`` / ``max_epochs`` /
+``num_epochs`` (W&B's ``{value: ...}`` included) or pix2pix's ``niter + niter_decay``. A run that
+stopped before ``complete`` of its plan is reported (``info``: it may have been stopped on purpose),
+with the traceback the log ends on when there is one.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..findings import Finding
+from ..series import networks, seen
+from ._base import Check, curve, curve_basis, fmt
+
+_STEP_KEYS = ("max_steps", "max_duration", "train_iters", "total_steps", "max_iter", "max_iters", "num_steps",
+              "total_iters", "max_iterations")
+_EPOCH_KEYS = ("num_train_epochs", "max_epochs", "num_epochs", "epochs", "n_epochs", "train_epochs", "nb_epochs")
+
+
+@dataclass
+class Coverage(Check):
+    """The objective the loss checks read (or its absence), and whether the run reached its planned end.
+
+    Thresholds
+    ----------
+    complete : float, default 0.95
+        A run whose last logged step (or epoch) is below this fraction of the configured total
+        stopped early.
+
+    Requires
+    --------
+    Nothing: with no loss series it reports the run as not assessed.
+    """
+
+    name = "coverage"
+    complete: float = 0.95
+
+    def __call__(self, run) -> list[Finding]:
+        out = [self._objective(run)]
+        stop = self._completion(run)
+        if stop is not None:
+            out.append(stop)
+        return out
+
+    def _objective(self, run) -> Finding:
+        cat = run.series
+        nets = networks(cat)
+        if nets:
+            parts = []
+            for n in nets:
+                c = curve(run, "train", network=n)
+                b = curve_basis(c)
+                parts.append(f"{b['series']} ({b['points']} {b['resolution'] or ''} points)")
+            return self.finding("objective", "ok", f"Losses read per network: {', '.join(nets)}",
+                                summary="A GAN: " + "; ".join(parts) + ". The single-objective loss checks do not "
+                                        "apply to their sum; gan_balance reads them as a pair.",
+                                details={"networks": nets, "series": parts})
+        c = curve(run, "train")
+        if not len(c):
+            why = c.attrs.get("missing") or "no train loss series recognised"
+            return self.finding("objective_not_found", "info", "Not assessed: no training objective recognised",
+                                summary=f"The loss checks could not run: {why}. Series seen: {seen(cat)}. "
+                                        f"None of this says the run is healthy.",
+                                details={"missing": why, "series_seen": seen(cat, limit=40)},
+                                actions=["If one of the series seen is the training loss, rename it (loss, "
+                                         "train_loss, train/loss) or tell collapse_nb (collapse_nb.names.SYNONYMS)."],
+                                score=1.0)
+        b = curve_basis(c)
+        val = run.objective("val")
+        summary = (f"The loss checks read {b['series']}: {b['points']} points, one per {b['resolution']}, "
+                   f"{b['span']}.")
+        if val.found:
+            summary += f" Validation: {val.description}."
+        return self.finding("objective", "ok", f"Training objective: {b['series']}", summary=summary,
+                            details={**b, "how": run.objective("train").how,
+                                     "val_series": val.description if val.found else None})
+
+    def _completion(self, run) -> Finding | None:
+        s = run.scalars
+        if s.empty:
+            return None
+        planned_steps, steps_from = _planned(run, _STEP_KEYS)
+        planned_epochs, epochs_from = _planned(run, _EPOCH_KEYS)
+        if planned_epochs is None:
+            niter, decay = _raw_number(run, "niter"), _raw_number(run, "niter_decay")
+            if niter is not None:
+                planned_epochs = niter + (decay or 0.0)
+                epochs_from = f"niter + niter_decay = {fmt(planned_epochs)}"
+        timed = s[s["param"].isna()]
+        last_step = float(np.nanmax(timed["step"].to_numpy(dtype="float64"))) if timed["step"].notna().any() \
+            else None
+        ep = timed["epoch"].dropna().to_numpy(dtype="float64")
+        epochs_done = None
+        if len(ep):
+            first, last = float(ep.min()), float(ep.max())
+            epochs_done = last + 1 if first == 0 and float(last).is_integer() else last
+        if planned_steps and last_step is not None and last_step > 0 and \
+                _global_step(run) and last_step < self.complete * planned_steps:
+            got, plan, unit, src = last_step, planned_steps, "step", steps_from
+        elif planned_epochs and epochs_done is not None and epochs_done < self.complete * planned_epochs:
+            got, plan, unit, src = epochs_done, planned_epochs, "epoch", epochs_from
+        else:
+            return None
+        ending = _last_traceback(run)
+        summary = (f"The run was configured for {fmt(plan)} {unit}s ({src}) but its logs stop at {unit} {fmt(got)} "
+                   f"({got / plan:.1%} of the plan)"
+                   + (f"; the log ends with {ending}" if ending else "; no exit record or error was logged")
+                   + ". Everything here describes the part that ran: a curve cut short can look healthy, or "
+                     "unfinished, without being either.")
+        return self.finding("run_incomplete", "info",
+                            f"Stopped early: {unit} {fmt(got)} of {fmt(plan)} ({got / plan:.0%})"
+                            + (" after an error" if ending else ""),
+                            summary=summary, details={"unit": unit, "reached": got, "planned": plan, "from": src,
+                                                      "ending": ending},
+                            score=1 - got / plan)
+
+
+def _planned(run, keys: tuple[str, ...]) -> tuple[float | None, str]:
+    cfg = run.config
+    for k in ("max_steps",) if keys is _STEP_KEYS else ("epochs",):
+        v = _number(cfg.get(k))
+        if v:
+            src = (run.meta.get("config_sources") or {}).get(k, "the config")
+            return v, f"{k} = {fmt(v)} in {src}" if isinstance(src, str) else f"{k} = {fmt(v)}"
+    for key in keys:
+        v = _raw_number(run, key)
+        if v:
+            return v, f"{key} = {fmt(v)}"
+    return None, ""
+
+
+def _raw_number(run, leaf: str) -> float | None:
+    raw = run.meta.get("config_raw") or {}
+    for _src, cfg in raw.items():
+        if not isinstance(cfg, dict):
+            continue
+        for key, v in cfg.items():
+            parts = str(key).lower().split(".")
+            if parts[-1] == "value" and len(parts) > 1:      # W&B config.yaml: {num_epochs: {value: 30}}
+                parts = parts[:-1]
+            if parts[-1] == leaf:
+                x = _number(v)
+                if x:
+                    return x
+    return None
+
+
+def _number(v) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        x = float(str(v).replace(",", "").rstrip("ba") if isinstance(v, str) else v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) and x > 0 else None
+
+
+def _global_step(run) -> bool:
+    """The logged steps count the whole run (not a counter within each epoch, as pix2pix's 'iters')."""
+    from ._base import step_is_global
+    c = curve(run, "train")
+    rows = run.scalars[run.scalars["step"].notna()]
+    return step_is_global(rows[["epoch", "step"]]) if len(rows) else bool(len(c))
+
+
+def _last_traceback(run) -> str:
+    notes = [n for n in run.meta.get("notes", []) if "traceback" in n.lower()]
+    if not notes:
+        return ""
+    text = notes[-1].split(": traceback", 1)[-1]
+    return "a traceback" + text[:160]

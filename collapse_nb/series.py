@@ -63,7 +63,9 @@ _UP = {"accuracy", "acc", "map", "map50", "map50_95", "ap", "ap50", "ap75", "aps
        "accuracy_top5", "meteor", "cider", "exact_match", "em", "kappa", "coco_eval_bbox", "bbox_map", "segm_map",
        "ndcg", "hit", "hits", "mrr", "spearman", "pearson", "win_rate", "reward", "rewards"}
 _DOWN = {"wer", "cer", "perplexity", "ppl", "error", "err", "error_rate", "class_error", "mae", "rmse", "mse", "fid",
-         "nll", "ece", "brier", "cardinality_error", "ter", "per", "distance", "eer", "top1_err", "top5_err"}
+         "nll", "ece", "brier", "cardinality_error", "ter", "distance", "eer", "top1_err", "top5_err"}
+#: Down-metric words too short or common to trust inside a longer name (``samples_per_second``).
+_WHOLE_NAME_ONLY = {"per", "ter", "em", "hit", "err"}
 
 
 def _tokens(text: str) -> list[str]:
@@ -92,10 +94,10 @@ def direction_of(name: str) -> str | None:
     toks = _tokens(key)
     if key in _UP or key.rstrip("_0123456789") in _UP:
         return "up"
-    if key in _DOWN:
+    if key in _DOWN or key == "per":
         return "down"
     for t in toks:
-        if t in _DOWN:
+        if t in _DOWN and t not in _WHOLE_NAME_ONLY:
             return "down"
     for t in toks:
         if t in _UP:
@@ -295,7 +297,10 @@ def _sum_components(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     r = rows.copy()
     for c in key:
         r[c] = r[c].astype("object").where(r[c].notna(), "\x00na")
-    g = r.groupby(key, sort=False, observed=True, dropna=False).agg(
+    # one value per component and time point first (a file may repeat a value), then the sum over them
+    per = r.groupby(key + ["name"], sort=False, observed=True, dropna=False).agg(
+        value=("value", "mean"), line=("line", "min")).reset_index()
+    g = per.groupby(key, sort=False, observed=True, dropna=False).agg(
         value=("value", "sum"), line=("line", "min"), n=("name", "nunique"))
     g = g[g["n"] == len(names)].reset_index()
     g["raw_name"] = "+".join(names)
@@ -377,7 +382,6 @@ def seen(cat: pd.DataFrame, limit: int = 12) -> str:
     """The series a run logged, for a 'not assessed' sentence: ``loss (train), acc (val), ...``."""
     if cat.empty:
         return "none"
-    labels = [f"{r.name} ({r.phase})" if r.phase else str(r.name) for r in cat.itertuples()
-              if r.role not in ("throughput",)]
+    labels = [f"{r.name} ({r.phase})" if r.phase else str(r.name) for r in cat.itertuples()]
     more = len(labels) - limit
     return ", ".join(labels[:limit]) + (f" and {more} more" if more > 0 else "") if labels else "none"

@@ -84,11 +84,11 @@ class LossPlateau(Check):
                                          f"train loss fell {improvement:.1%} ({fmt(w_start)} -> {fmt(w_end)}).",
                                  details=details, score=improvement)]
         stuck = overall < self.stuck_improvement
-        chance, k, k_from = chance_loss(run)
+        chance, n_classes, k_from = chance_loss(run)
         pretrained = bool(stuck and chance and start < self.trained_start * chance)
         if pretrained:
             stuck = False
-            details.update(chance_loss=chance, k=k, k_from=k_from, started_trained=True)
+            details.update(chance_loss=chance, k=n_classes, k_from=k_from, started_trained=True)
         rising = improvement < -0.1
         state = "stuck" if stuck else "rising again" if rising else "levelled off"
         details["state"] = state
@@ -96,7 +96,7 @@ class LossPlateau(Check):
         summary = (f"Over the last {k} {unit} ({details['window_from']} to {details['to']}) the train loss {change} "
                    f"({fmt(w_start)} -> {fmt(w_end)}, Theil-Sen trend). Over the whole run it fell {overall:.0%} from "
                    f"{fmt(start)}"
-                   + (f"; but it started at {fmt(start)}, far below the chance level ln {k} = {fmt(chance)} "
+                   + (f"; but it started at {fmt(start)}, far below the chance level ln {n_classes} = {fmt(chance)} "
                       f"({k_from}): a resumed or fine-tuned model that has levelled off, not a stuck one."
                       if pretrained else
                       ": the run is stuck near where it started." if stuck else

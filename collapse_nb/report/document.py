@@ -369,14 +369,14 @@ def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, st
     notes = [f for f in findings if f.severity == "info" and f.code not in (NOT_CHECKED, CHECK_FAILED)]
     oks = [f for f in findings if f.severity == "ok"]
     tail = ""
-    lead = ""
+    opening = ""
     blind = next((f for f in findings if f.code == "objective_not_found"), None)
     stopped = next((f for f in findings if f.code == "run_incomplete"), None)
     if blind is not None:
-        lead = (f"Not assessed: no training objective recognised ({blind.details.get('missing', '')}); series seen: "
+        opening = (f"Not assessed: no training objective recognised ({blind.details.get('missing', '')}); series seen: "
                 f"{blind.details.get('series_seen', 'none')}. ")
     if stopped is not None:
-        lead += _sentence(stopped.title.replace("Stopped early", "The run stopped early")) + " "
+        opening += _sentence(stopped.title.replace("Stopped early", "The run stopped early")) + " "
     if skipped:
         tail += (f" {len(skipped)} of {len({f.check for f in findings})} checks could not run for lack of data "
                  f"({', '.join(f.check for f in skipped)}).")
@@ -384,18 +384,18 @@ def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, st
         tail += f" {len(failed)} check(s) failed with an error ({', '.join(f.check for f in failed)})."
     notes = [f for f in notes if f is not blind and f is not stopped]
     if not probs and blind is not None:
-        return "not assessed", (lead + "The other checks found no problem, which says little without the loss."
+        return "not assessed", (opening + "The other checks found no problem, which says little without the loss."
                                 + tail).strip()
     if not probs:
         if not oks and not notes:
-            return "not judged", (lead + "Nothing could be judged: no check found the data it needs." + tail).strip()
+            return "not judged", (opening + "Nothing could be judged: no check found the data it needs." + tail).strip()
         text = f"No problem found: {len(oks)} check(s) passed."
         if notes:
             text += " Worth knowing: " + "; ".join(_first_lower(f.title) for f in notes[:3]) + "."
         if len(skipped) + len(failed) > len(oks):
-            return "inconclusive", (lead + text + tail + " Too little was logged to call the run healthy: log what the "
+            return "inconclusive", (opening + text + tail + " Too little was logged to call the run healthy: log what the "
                                     "checks that did not run need (the notes under Findings say what).")
-        return "healthy", lead + text + tail
+        return "healthy", opening + text + tail
     status = "broken" if any(f.severity == "critical" for f in probs) else "suspicious"
     by_code = {f.code: f for f in findings}
     # the symptoms, most severe first (diagnose's order is by cause, not by how bad each symptom is)
@@ -454,7 +454,7 @@ def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, st
     if unexplained:
         parts.append("Nothing else in the logs explains " + ", ".join(SYMPTOM_WORDS.get(f.code, f.code)
                                                                      for f in unexplained) + ".")
-    return status, lead + " ".join(parts) + tail
+    return status, opening + " ".join(parts) + tail
 
 
 # ----------------------------------------------------------------------------- findings, suspects, details

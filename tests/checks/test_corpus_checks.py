@@ -96,3 +96,49 @@ def test_healthy_corpus_runs_get_no_warnings(corpus, rel):
 def test_pl_opal_levelled_off_is_info(corpus):
     f = by_code(_diagnose(corpus, "pl-opal", "metrics.csv"), "loss_plateau")
     assert f.severity == "info" and f.details["overall_improvement"] > 0.5
+
+
+# ---------------------------------------------------------------- real metric names (issue 10)
+
+def test_pix2pix_discriminator_wins(corpus):
+    fs = _diagnose(corpus, "pix2pix-d-collapse")
+    f = by_code(fs, "gan_discriminator_wins")
+    # epochs 1-25: D_real/D_fake 0.14-0.72, G_GAN 1.9-3.2; from epoch 57 D ~0.026 and G_GAN 6.7-11.6
+    assert f.details["d_early"] > 0.2 and f.details["d_late"] < 0.05 and f.details["g_late"] > 6
+    assert by_code(fs, "gan_mode_collapse_unknown").severity == "info"
+    stop = by_code(fs, "run_incomplete")        # planned niter + niter_decay = 200 epochs, stopped at 144
+    assert (stop.details["reached"], stop.details["planned"]) == (144, 200)
+
+
+def test_chainer_dcgan_is_read_per_network(corpus):
+    fs = _diagnose(corpus, "chainer-dcgan")
+    assert by_code(fs, "objective").details["networks"] == ["generator", "discriminator"]
+    assert not problems(fs)
+
+
+def test_olmo_is_a_thousand_steps_and_was_killed(corpus):
+    fs = _diagnose(corpus, "olmo-train")
+    assert by_code(fs, "objective").details["points"] == 1010
+    stop = by_code(fs, "run_incomplete")
+    assert (stop.details["reached"], stop.details["planned"]) == (1010, 15000) and stop.details["ending"]
+
+
+def test_ultralytics_components_are_the_objective(corpus):
+    for folder in ("yolo-fire-csv", "yolo-fire-tb"):
+        fs = _diagnose(corpus, folder)
+        obj = by_code(fs, "objective")
+        assert obj.details["how"] == "sum" and obj.details["points"] == 25, folder
+
+
+def test_keras_history_overfit(corpus):
+    run = cnb.load(corpus("keras-glove-lstm-overfit"))
+    assert run.meta["formats"] == ["keras-history"]
+    f = by_code(diagnose(run), "overfitting")
+    # val_loss minimum 0.465 at epoch 6, 0.505 by epoch 10, while train loss falls 0.517 -> 0.316
+    assert f.details["val_best_where"] == "epoch 6" and f.details["consecutive_train_down_val_worse"] >= 3
+
+
+def test_an_unread_store_is_not_assessed(corpus):
+    # the MLflow file store has no reader yet (issue 12): the run must say it was not assessed, not pass
+    fs = _diagnose(corpus, "mlflow-vit-val-at-chance")
+    assert by_code(fs, "objective_not_found").severity == "info"

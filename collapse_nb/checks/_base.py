@@ -252,9 +252,13 @@ def curve(run, phase: str, name: str = "loss", level: str = "auto", network: str
     with_epoch = rows["epoch"].notna()
     per_epoch = rows[with_epoch].groupby([series_key[with_epoch], rows.loc[with_epoch, "epoch"]]).size()
     dense = set(per_epoch[per_epoch > 1].index.get_level_values(0)) if len(per_epoch) else set()
-    stepwise = rows["batch"].notna() | rows["epoch"].isna() | series_key.isin(dense)
+    ep_values = pd.to_numeric(rows["epoch"], errors="coerce")
+    fractional = ep_values.notna() & (ep_values != ep_values.round())       # HF's epoch 0.91: a step's place
+    fractional_series = set(series_key[fractional])
+    stepwise = rows["batch"].notna() | rows["epoch"].isna() | series_key.isin(dense | fractional_series)
     epoch_level, per_step = _one_source(rows[~stepwise], ["epoch"]), _one_source(rows[stepwise], ["epoch", "batch", "step"])
-    n_epochs = max(epoch_level["epoch"].nunique(), per_step["epoch"].nunique())
+    whole_epochs = np.floor(pd.to_numeric(per_step["epoch"], errors="coerce").astype("float64"))
+    n_epochs = max(epoch_level["epoch"].nunique(), int(pd.Series(whole_epochs).nunique()))
     step_points = len(per_step.drop_duplicates(subset=["epoch", "batch", "step"]))
     use_epoch = level == "epoch" or (level == "auto" and (per_step.empty or step_points <= n_epochs))
     if use_epoch:

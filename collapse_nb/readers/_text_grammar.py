@@ -46,12 +46,19 @@ _CTX = re.compile(
     r"(?:\s*[=:#]\s*|\s+|\[)(?P<num>\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?)\]?"     # "step 1,000" too
     r"(?:\s*/\s*(?P<total>\d{1,3}(?:,\d{3})+(?!\d)|\d+))?\]?(?:\s*:(?!\s*[-+]?\d))?",
     re.IGNORECASE)
+_CTX_AFTER = re.compile(r"(?<![\w.])(?P<num>\d+)\s*/\s*\d+\s+(?P<word>batches|batch|steps|step|iters|iter)\b",
+                        re.IGNORECASE)
+_CTX_AFTER_WORDS = {"batches": "batch", "batch": "batch", "steps": "step", "step": "step", "iters": "step",
+                    "iter": "step"}
 _PAIR_SPLIT = re.compile(r"^(?P<subj>.*?)(?P<k1>[A-Za-z_]\w*)\s*/\s*(?P<k2>[A-Za-z_]\w*)\s*[:=]\s*"
                          rf"(?P<v1>{NUM})\s*/\s*(?P<v2>{NUM})\s*$")
 _KV = re.compile(
     rf"(?P<key>[A-Za-z_][\w./\-\[\]]*?(?:\s+\([^)]*\))?)\s*(?P<sep>[=:])\s*(?P<val>{NUM}){_AFTER}")
 _KV_WORDS = re.compile(
     rf"(?P<key>[A-Za-z_][\w./\-]*(?:\s+[A-Za-z_][\w./\-]*){{0,4}}(?:\s+\([^)]*\))?)\s*:\s*(?P<val>{NUM}){_AFTER}")
+#: A phase word right before a key (``Train Loss=``, ``valid loss=``), not glued to another word.
+_PHASE_BEFORE = re.compile(r"(?:^|(?<=[\s,;|(\[]))(?P<word>train|training|val|valid|validation|eval|test|dev)\s+$",
+                           re.IGNORECASE)
 _SIMPLE = re.compile(rf"^\s*(?P<key>[A-Za-z_][^:=|,;]*?)\s*[:=]\s*(?P<val>{NUM}){_AFTER}\s*$")
 _SPACE_KV = re.compile(rf"^\s*(?P<key>[A-Za-z_][\w./\-]*(?:\s+[A-Za-z_][\w./\-]*){{0,3}})\s+(?P<val>{NUM}){_AFTER}\s*$")
 _SECTION = re.compile(r"^\s*(?:-{3,}|={3,}|#{2,}|\*{3,}|~{3,})\s*(?P<title>[A-Za-z][^=#*~]*?)\s*(?:-{3,}|={3,}|#{2,}|\*{3,}|~{3,})\s*$")
@@ -146,7 +153,15 @@ def parse_line(raw: str) -> Parsed:
             continue
         out.context[field_] = to_number(cm["num"])
         spans.append(cm.span())
-    for a, b in reversed(spans):
+    # "200/ 2983 batches" (PyTorch's word_language_model and fairseq-style lines): the word after the count
+    if "batch" not in out.context or "step" not in out.context:
+        for cm in _CTX_AFTER.finditer(msg):
+            field_ = _CTX_AFTER_WORDS[cm["word"].lower()]
+            if field_ in out.context or any(a <= cm.start() < b for a, b in spans):
+                continue
+            out.context[field_] = to_number(cm["num"])
+            spans.append(cm.span())
+    for a, b in sorted(spans, reverse=True):
         rest = rest[:a] + " | " + rest[b:]
     # key=value / key: value pairs; a '|'-segment without values is the subject of the next one
     found_any = False
@@ -197,6 +212,11 @@ def _values_in(segment: str, subject: str = "") -> list[tuple[str, float]]:
             key = m["key"].strip()
             if key.lower() in _STAT_WORDS and subject and not re.search(r"\d", subject):
                 key = f"{subject} {key}"
+            else:
+                # "Train Loss=0.07, Val Loss=0.08": the phase is the key's own word, just before it
+                pw = _PHASE_BEFORE.search(segment, 0, m.start("key"))
+                if pw and " " not in key:
+                    key = f"{pw['word']} {key}"
             out.append((key, to_number(m["val"])))
         return out
     out = []

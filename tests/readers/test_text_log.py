@@ -332,3 +332,38 @@ def test_a_step_counted_within_each_epoch_is_not_a_restart(tmp_path):
     assert run.meta["restarts"] == []
     g = run.scalars[run.scalars["raw_name"] == "G_GAN"]
     assert g["segment"].tolist() == [0] * 9 and g["epoch"].tolist() == [1.0] * 3 + [2.0] * 3 + [3.0] * 3
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("Epoch {e}: Train Loss={t}, Val Loss={v}", {"Train Loss": "train", "Val Loss": "val"}),
+    ("epoch {e} | train_loss {t} | valid_loss {v}", {"train_loss": "train", "valid_loss": "val"}),
+    ("Epoch {e}/3, Train Loss: {t}, Test Acc: {v}%", {"Train Loss": "train", "Test Acc": "test"}),
+])
+def test_train_and_val_on_one_line_take_their_phase_from_their_own_words(tmp_path, line, expected):
+    p = tmp_path / "train.log"
+    with file_logger(p, "%(asctime)s - %(levelname)s - %(message)s") as log:
+        for e, (t, v) in enumerate([(1.5, 1.6), (1.2, 1.3), (1.0, 1.25)], start=1):
+            log.info(line.format(e=e, t=t, v=v))
+    run = collapse_nb.load(p)
+    got = run.scalars.groupby("raw_name", observed=True)["phase"].agg(lambda x: set(x.astype(str)))
+    assert {k: got[k] for k in expected} == {k: {ph} for k, ph in expected.items()}
+    assert run.scalars.groupby("raw_name", observed=True)["epoch"].nunique().min() == 3
+
+
+def test_word_language_model_batches_and_valid_loss(tmp_path):
+    """PyTorch's examples/word_language_model prints '|   200/ 2983 batches |' and '| valid loss  5.12 |'."""
+    p = tmp_path / "lm.log"
+    lines = []
+    for e in (1, 2):
+        for b in (200, 400):
+            lines.append(f"| epoch {e:3d} | {b:5d}/ 2983 batches | lr 20.00 | ms/batch 45.20 | loss {7 - e - b / 1000:5.2f} "
+                         f"| ppl {1000.0:8.2f}")
+        lines.append("-" * 89)
+        lines.append(f"| end of epoch {e:3d} | time: 140.20s | valid loss {5.5 - e / 10:5.2f} | valid ppl {245.0:8.2f}")
+    p.write_text("\n".join(lines) + "\n")
+    run = collapse_nb.load(p)
+    s = run.scalars
+    train = s[(s["raw_name"] == "loss")]
+    assert train["batch"].tolist() == [200, 400, 200, 400] and set(train["phase"].dropna()) <= {"train"}
+    val = s[s["raw_name"] == "valid loss"]
+    assert val["phase"].tolist() == ["val", "val"] and val["batch"].isna().all()

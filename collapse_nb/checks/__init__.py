@@ -20,6 +20,7 @@ from .exploding_gradients import ExplodingGradients
 from .gan_balance import GANBalance
 from .loss_divergence import LossDivergence
 from .loss_plateau import LossPlateau
+from .loss_spikes import LossSpikes
 from .lr_schedule import LRScheduleMismatch
 from .nonfinite_loss import NonfiniteLoss
 from .output_head import OutputHead
@@ -32,7 +33,7 @@ from .variance_collapse import VarianceCollapse
 #: Default checks, in the order they run.
 DEFAULT_CHECKS: tuple[type[Check], ...] = (
     Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, OutputHead, VanishingGradients, ExplodingGradients,
-    UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau, LossDivergence, ChanceLevelLoss,
+    UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau, LossDivergence, LossSpikes, ChanceLevelLoss,
     Overfitting, ValBelowTrain, GANBalance,
 )
 

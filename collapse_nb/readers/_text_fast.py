@@ -183,7 +183,10 @@ class SlowOut:
             self._ee.append(ctx.get("epoch", np.nan))
             self._eb.append(ctx.get("batch", np.nan))
             self._es.append(ctx.get("step", np.nan))
-            self._ep.append(_PHASES.get(p.phase, -1))
+            code = _PHASES.get(p.phase, -1)
+            # a line with its own values, context and phase word ("validation loss at iteration 100 | lm loss
+            # value: 9.08") is about itself: its phase does not carry over to the lines after it
+            self._ep.append(code + OWN_PHASE if code >= 0 and p.values and p.context else code)
         if p.kind == "section":
             self._sec.append(ln)
         for k, v in p.text_values:
@@ -459,6 +462,10 @@ def _slow_lines(buf: bytes, idx: np.ndarray, starts, ends, first_line: int, para
         out.tracebacks.append((tb_line, "(no exception line: the log ends inside the traceback)"))
 
 
+#: Added to a phase code (0 train, 1 val, 2 test) of an event whose phase is its own line's only.
+OWN_PHASE = 4
+
+
 def context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
     """The context state machine over the header events (phase codes: -1 none, 0 train, 1 val, 2 test).
 
@@ -468,6 +475,7 @@ def context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
     ``_text_jit`` compiles this same function with numba.
     """
     n = len(ev_e)
+    own_phase = OWN_PHASE
     ep = np.empty(n)
     ba = np.empty(n)
     st = np.empty(n)
@@ -488,7 +496,10 @@ def context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
         b = ev_b[i]
         s = ev_s[i]
         p = ev_p[i]
-        if p != -1 and p != phase and p != 0:
+        own = p >= own_phase            # the phase of this line only (see OWN_PHASE)
+        if own:
+            p = p - own_phase
+        if p != -1 and p != phase and p != 0 and not own:
             last[p + 1] = nan
         counted = p if p != -1 else phase
         lb = last[counted + 1]
@@ -507,7 +518,7 @@ def context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
             phase = -1
         if e == e:
             if e != epoch:
-                phase = p
+                phase = -1 if own else p
                 for q in range(4):
                     last[q] = nan
             batch = nan         # an epoch line without a batch is about the whole epoch
@@ -518,11 +529,11 @@ def context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
             last[counted + 1] = b if cur != cur else max(cur, b)
         if s == s:
             step = s
-        if p != -1:
+        if p != -1 and not own:
             phase = p
         ep[i] = epoch
         ba[i] = batch
         st[i] = step
-        ph[i] = phase
+        ph[i] = p if own else phase
         seg[i] = segment
     return ep, ba, st, ph, seg, back

@@ -378,7 +378,9 @@ def _apply(plan: Plan, buf: bytes, a: np.ndarray, lines: np.ndarray, s: np.ndarr
         ctx = [np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)]
         for fi, v_atom in plan.context:
             ctx[fi] = numbers(buf, a, s, *v_atom) if isinstance(v_atom, tuple) else np.full(n, v_atom)
-        slow.events.append((ln, ctx[0], ctx[1], ctx[2], np.full(n, plan.phase, dtype=np.int8)))
+        own = plan.phase >= 0 and plan.kind == "values" and bool(plan.values) and bool(plan.context)
+        code = plan.phase + fast.OWN_PHASE if own else plan.phase
+        slow.events.append((ln, ctx[0], ctx[1], ctx[2], np.full(n, code, dtype=np.int8)))
     if plan.kind == "section":
         slow.sections.append(ln)
     if plan.text_values:

@@ -131,3 +131,34 @@ def test_healthy_train_val_ok(tmp_path):
 def test_no_val_is_info(tmp_path):
     [f] = Overfitting()(_steps(tmp_path, lambda s: 1.0))
     assert f.code == "not_checked"
+
+
+# ----------------------------------------------------------------------------- spikes
+
+def _noisy(s: int) -> float:
+    return 3.0 - s / 400 + 0.02 * math.sin(s * 1.7)
+
+
+def test_a_spike_that_recovers_is_info_with_its_recovery_time(tmp_path):
+    from collapse_nb.checks import LossSpikes
+    run = _steps(tmp_path, lambda s: 9.0 if s in (100, 101) else (5.0 if s == 102 else _noisy(s)), n=300)
+    [f] = LossSpikes()(run)
+    assert (f.code, f.severity) == ("loss_spikes", "info")
+    assert f.details["spikes"] == 1 and f.details["largest_where"] == "step 1000"
+    assert f.details["largest"] == pytest.approx(9.0 / _noisy(90), rel=0.05)
+    assert f.details["median_recovery_steps"] == 30          # back within 10% at step 1030 (logged every 10)
+
+
+def test_a_spike_that_never_recovers_is_a_warning(tmp_path):
+    from collapse_nb.checks import LossSpikes
+    run = _steps(tmp_path, lambda s: 8.0 + 0.01 * s if s >= 200 else _noisy(s), n=300)
+    [f] = LossSpikes()(run)
+    assert (f.code, f.severity) == ("loss_spike_unrecovered", "warning") and f.details["unrecovered"] == 1
+
+
+def test_noise_is_not_a_spike_and_epochs_cannot_show_one(tmp_path):
+    from collapse_nb.checks import LossSpikes
+    [f] = LossSpikes()(_steps(tmp_path / "a", _noisy, n=300))
+    assert f.code == "no_loss_spikes"
+    [g] = LossSpikes()(_epochs(tmp_path / "b", [1.0 - i / 100 for i in range(50)]))
+    assert g.code == "not_checked" and "once per epoch" in g.details["missing"]

@@ -207,7 +207,8 @@ def _dict_states(events):
     last_batch, phase, segment, restarts = {}, None, 0, []
     for i, (ln, ctx, p) in enumerate(events):
         e, b, s = ctx.get("epoch", math.nan), ctx.get("batch", math.nan), ctx.get("step", math.nan)
-        if p is not None and p != phase and p != "train":
+        own = ctx.get("own", False)      # a line's own phase: it does not carry over
+        if p is not None and p != phase and p != "train" and not own:
             last_batch.pop(p, None)
         counted = p if p is not None else phase
         moved_on = e > epoch            # a step counted within each epoch goes back as the epoch moves on
@@ -220,16 +221,16 @@ def _dict_states(events):
             last_batch, phase = {}, None
         if not math.isnan(e):
             if e != epoch:
-                phase, last_batch = p, {}
+                phase, last_batch = (None if own else p), {}
             batch, epoch = math.nan, e
         if not math.isnan(b):
             batch = b
             last_batch[counted] = max(last_batch.get(counted, b), b)
         if not math.isnan(s):
             step = s
-        if p is not None:
+        if p is not None and not own:
             phase = p
-        ep[i], ba[i], st[i], ph[i], seg[i] = epoch, batch, step, phase, segment
+        ep[i], ba[i], st[i], ph[i], seg[i] = epoch, batch, step, (p if own else phase), segment
     return ep, ba, st, ph, seg, restarts
 
 
@@ -245,10 +246,13 @@ def test_context_states_equal_the_dict_state_machine():
             if rng.random() < 0.03:
                 ctx = {"reset": 1.0}
             p = phases[int(rng.integers(0, 4))] if rng.random() < 0.5 or not ctx else None
+            if p is not None and ctx and "reset" not in ctx and rng.random() < 0.2:
+                ctx["own"] = True
             events.append((i + 1, ctx, p))
         ref = _dict_states(events)
         col = lambda k: np.array([c.get(k, np.nan) for _, c, _ in events])
-        args = (col("epoch"), col("batch"), col("step"), np.array([phases.index(p) - 1 for *_, p in events]),
+        codes = [phases.index(p) - 1 + (fast.OWN_PHASE if c.get("own") else 0) for _, c, p in events]
+        args = (col("epoch"), col("batch"), col("step"), np.array(codes),
                 np.array(["reset" in c for _, c, _ in events]))
         for impl in impls:
             ep, ba, st, ph, seg, back = impl(*args)

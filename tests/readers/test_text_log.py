@@ -367,3 +367,30 @@ def test_word_language_model_batches_and_valid_loss(tmp_path):
     assert train["batch"].tolist() == [200, 400, 200, 400] and set(train["phase"].dropna()) <= {"train"}
     val = s[s["raw_name"] == "valid loss"]
     assert val["phase"].tolist() == ["val", "val"] and val["batch"].isna().all()
+
+
+def test_a_validation_line_with_its_own_values_does_not_make_later_lines_validation(tmp_path):
+    """Megatron: 'validation loss at iteration 100 | lm loss value: ...' between training iterations."""
+    p = tmp_path / "megatron.log"
+    lines = []
+    for it in range(10, 310, 10):
+        lines.append(f" iteration {it:8d}/ 1716613 | consumed samples: {it * 256:12d} | learning rate: 5.839E-06 | "
+                     f"lm loss: {10 - it / 100:.6E} | loss scale: 2048.0 | number of skipped iterations:   0 |")
+        if it % 100 == 0:
+            lines.append("-" * 100)
+            lines.append(f" validation loss at iteration {it} | lm loss value: {9 - it / 100:.6E} | "
+                         f"lm loss PPL: {8000.0 - it:.6E} | ")
+            lines.append("-" * 100)
+    p.write_text("\n".join(lines) + "\n")
+    from collapse_nb.readers import _text_jit
+    from collapse_nb.readers.text_log import TextLogReader
+    for engine in ("python", "numpy") + (("jit",) if _text_jit.AVAILABLE else ()):
+        raw = TextLogReader(engine=engine).read(p).scalars
+        phase = raw["phase"] if "phase" in raw else pd.Series([None] * len(raw))
+        assert phase[raw["raw_name"] == "lm loss"].isna().all(), engine         # no carried-over "val"
+        assert phase[raw["raw_name"] == "lm loss value"].tolist() == ["val"] * 3, engine
+    run = collapse_nb.load(p)
+    s = run.scalars
+    val = s[s["raw_name"] == "lm loss value"]
+    assert val["phase"].tolist() == ["val"] * 3 and val["step"].tolist() == [100, 200, 300]
+    assert run.objective("train").names == ["lm_loss"] and len(run.objective("train").rows) == 30

@@ -16,6 +16,7 @@ from .chance_level_loss import ChanceLevelLoss
 from .clipping_saturated import ClippingSaturated
 from .coverage import Coverage
 from .dead_parameters import DeadParameters
+from .dying_gradients import DyingGradients
 from .exploding_gradients import ExplodingGradients
 from .gan_balance import GANBalance
 from .loss_divergence import LossDivergence
@@ -32,7 +33,7 @@ from .variance_collapse import VarianceCollapse
 
 #: Default checks, in the order they run.
 DEFAULT_CHECKS: tuple[type[Check], ...] = (
-    Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, OutputHead, VanishingGradients, ExplodingGradients,
+    Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, OutputHead, VanishingGradients, ExplodingGradients,
     UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau, LossDivergence, LossSpikes, ChanceLevelLoss,
     Overfitting, ValBelowTrain, GANBalance,
 )

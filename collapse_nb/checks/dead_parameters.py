@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, fmt, head_param, module_of, optional_table
+from ._base import Check, fmt, head_param, module_of, optional_table, order
 
 _COLUMNS = ["param", "module", "status", "steps_seen", "zero_fraction", "grad_max", "update_max", "source", "reason"]
 _DIFF_COLUMNS = ("max_abs_diff", "abs_diff", "diff_norm", "l2_diff", "rel_change", "max_diff", "change")
@@ -154,6 +154,14 @@ class DeadParameters(Check):
         frozen = has_update & (agg["update_logged"] > 0) & (agg["update_max"] == 0) & ~zero & ~missing
         agg["zero_fraction"] = agg["zero_steps"] / agg["grad_logged"].where(agg["grad_logged"] > 0)
         partly = ~zero & ~missing & ~frozen & (agg["zero_fraction"] >= self.intermittent_fraction)
+        # zero from some step to the end, after live gradients: that parameter died (dying_gradients), it is
+        # not cut off for some batches
+        if partly.any():
+            g_ordered = order(g[g["param"].isin(set(agg.index[partly]))])
+            for param, grp in g_ordered.groupby("param", sort=False):
+                z = grp["_zero"].dropna().astype(bool).to_numpy()
+                if len(z) and z[-1] and not z[:len(z) - int(np.argmin(z[::-1]))].any():
+                    partly[param] = False
         rows = []
         for param, r in agg[zero | missing | frozen | partly].astype(object).iterrows():
             status = "dead"

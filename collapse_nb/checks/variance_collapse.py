@@ -128,6 +128,19 @@ class VarianceCollapse(Check):
         t["one_in"] = [one_in(r) for r in t["ratio"]]
         return t
 
+    def onset_of(self, run) -> dict | None:
+        """Where the collapse began (``where, epoch, batch, step``), or ``None`` when the outputs did not collapse."""
+        out = run.outputs
+        if out.empty or out[["pred_std", "target_std"]].dropna().empty:
+            return None
+        ok = out.dropna(subset=["pred_std", "target_std"])
+        ok = ok[(ok["target_std"] > 0) & np.isfinite(ok["pred_std"]) & np.isfinite(ok["target_std"])]
+        rows = ok[(ok["phase"] == self.phase) | ok["phase"].isna()]
+        rows = order(main_segment(rows if len(rows) else ok))
+        if len(rows) < self.min_rows:
+            return None
+        return self._onset(rows.assign(ratio=rows["pred_std"] / rows["target_std"]))
+
     def _onset(self, rows: pd.DataFrame) -> dict | None:
         """The first batch after which the ratio (centred 3-batch rolling median: one-batch blips do not count) stays
         under ``warning_ratio``."""

@@ -37,10 +37,15 @@ def test_tsl_diag_collapse_and_dead_parameters(corpus):
         "dual_stream_decoder.target_autocorr.target_projection.bias"}
     assert dead.details["n_params"] == 56 and dead.severity == "warning"
     assert "dynamic_spatiotemporal_encoder.node_feature_projection" in dead.details["modules"]
-    # the seed report's "many celestial_*_projection layers" with zero gradients: zero at about half the steps
-    assert "celestial_query_projection.weight" in dead.details["intermittent"]
+    # the seed report's "many celestial_*_projection layers" with zero gradients: live, then exactly zero from
+    # some batch on (batches 650-1200, fading through 1e-08 first), after the outputs collapsed
+    dying = by_code(fs, "gradients_die")
+    assert "celestial_query_projection.weight" in dying.details["params"] and dying.details["n_dying"] == 12
+    assert "celestial_query_projection.weight" not in dead.details["intermittent"]
+    assert dying.details["first_died_at"] == "epoch 1 batch 650" and "collapse came first" in dying.summary
     assert by_code(fs, "output_head_ok").details["head"] == "projection.weight"
-    assert {f.code for f in problems(fs)} == {"variance_collapse", "dead_parameters", "chance_level_loss"}
+    assert {f.code for f in problems(fs)} == {"variance_collapse", "dead_parameters", "chance_level_loss",
+                                              "gradients_die"}
 
 
 def test_tsl_run_val_below_train(corpus):

@@ -11,6 +11,7 @@ from pandas.api.types import union_categoricals
 from .config import canonical_config, merge_configs
 from .errors import (CollapseNBError, MissingPathError, NothingReadableError, UnknownFormatError,
                      UnreadableFileError)
+from .repeats import drop_repeats
 from .readers.base import ReadResult, Reader, get_reader, looks_binary, read_head, readers
 from .run import Run
 from .tables import SCALAR_DTYPES, detect_segments, normalise_raw
@@ -182,6 +183,16 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
             config_parts.append((r.source, canonical_config(r.config)))
         for name, t in r.extra.items():
             extra.setdefault(name, []).append(t.assign(source=r.source))
+    frames, repeats = drop_repeats(frames, [r.format for r in results])
+    for ch in repeats:
+        f, of = files[ch["index"]], files[ch["of"]]["source"]
+        text = (f"repeats the history in {of}: all {ch['rows']} of its values are there, so it is read once"
+                if ch["dropped"] == "all" else
+                f"{ch['repeated']} of its {ch['rows']} values repeat {of} and are read once; the other "
+                f"{ch['rows'] - ch['repeated']} are kept")
+        f["notes"].append(text)
+        f["repeats"] = {"of": of, "values": ch["repeated"], "kept": len(frames[ch["index"]])}
+        notes.append(f"{f['source']}: {text}")
     # config files (hparams.yaml, config.yaml) state intent: they win over values parsed from log text
     config_parts.sort(key=lambda sc: 0 if get_reader(_format_of(results, sc[0])).is_config else 1)
     config, where, conflicts = merge_configs(config_parts)

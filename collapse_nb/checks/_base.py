@@ -340,7 +340,9 @@ def aligned_train_val(run, name: str = "loss", eval_set: str | None = None,
     va_e = curve(run, val_phase, val_name, level="epoch", eval_set=eval_set)
     label = {"train_series": tr_e.attrs.get("series", ""), "val_series": va_e.attrs.get("series", ""),
              "missing": va_e.attrs.get("missing") or tr_e.attrs.get("missing") or ""}
-    if len(tr_e) and len(va_e) and tr_e["epoch"].notna().any() and va_e["epoch"].notna().any():
+    whole = all(len(c) and c["epoch"].notna().any() and
+                bool((pd.to_numeric(c["epoch"], errors="coerce").dropna() % 1 == 0).all()) for c in (tr_e, va_e))
+    if whole:           # fractional epochs (HF's 0.91) are places of steps: pair those by step
         m = va_e[["epoch", "step", "value"]].rename(columns={"value": "val"}).merge(
             tr_e[["epoch", "value"]].rename(columns={"value": "train"}), on="epoch", how="inner")
         if len(m):

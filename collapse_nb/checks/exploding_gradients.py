@@ -4,7 +4,8 @@ Rules:
 
 1. non-finite (SageMaker Debugger ``ExplodingTensor``, which flags NaN and inf values, and
    AUTOTRAINER's ``nan_gradient``): any NaN/inf gradient norm, total or per layer -> ``critical``,
-   with the first step it appeared.
+   with the first step it appeared; ``warning`` when they are isolated (``isolated_fraction``) and the
+   loss stays finite after them (an overflow step that was skipped: HF Trainer logs ``grad_norm: NaN``).
 2. absolute: a norm above ``threshold`` (1e8) -> ``critical``. SageMaker's rule has no magnitude
    bound; 1e8 is this project's deliberately loose bound (far above anything a clipped or healthy
    run logs).
@@ -41,6 +42,10 @@ class ExplodingGradients(Check):
         AUTOTRAINER ``beta_3``: first-layer / last-layer gradient norm above this is explosive.
     min_step_fraction : float, default 0.5
         Fraction of steps the first/last rule must hold at.
+    isolated_fraction : float, default 0.01
+        NaN/inf norms at no more than this fraction of the logged norms, with a finite last norm and a
+        finite train loss after the first one, are a skipped overflow step the run survived: ``warning``,
+        not ``critical``.
 
     Requires
     --------
@@ -49,6 +54,7 @@ class ExplodingGradients(Check):
 
     name = "exploding_gradients"
     threshold: float = 1e8
+    isolated_fraction: float = 0.01
     spike_factor: float = 100.0
     warmup_fraction: float = 0.05
     first_last_ratio: float = 70.0
@@ -66,13 +72,17 @@ class ExplodingGradients(Check):
         vals = rows["value"].to_numpy(dtype="float64")
         bad = ~np.isfinite(vals)
         if bad.any():
-            severity = "critical"
             first = _shown(rows[bad], 1).iloc[0]
-            details.update(nonfinite=int(bad.sum()), first_nonfinite=first["where"])
+            survived = self._survived(run, rows, bad, rows[bad].iloc[0])
+            severity = "warning" if survived else "critical"
+            details.update(nonfinite=int(bad.sum()), first_nonfinite=first["where"], survived=survived)
             params = rows.loc[bad, "param"].dropna().unique().tolist()
             problems.append(f"{int(bad.sum())} gradient norm(s) are NaN/inf, first at {first['where']}"
                             + (f" ({first['param']})" if isinstance(first["param"], str) else "")
-                            + (f"; layers: {', '.join(params[:5])}" if params else ""))
+                            + (f"; layers: {', '.join(params[:5])}" if params else "")
+                            + ("; isolated, and the loss stayed finite after it: most likely an overflow whose "
+                               "optimizer step was skipped (an AMP loss scaler, or a Trainer that skips non-finite "
+                               "updates), which the run survived" if survived else ""))
             evidence.append(_shown(rows[bad]).assign(rule="non-finite"))
         huge = np.isfinite(vals) & (vals > self.threshold)
         if huge.any():
@@ -115,9 +125,32 @@ class ExplodingGradients(Check):
                    "(normalisation of an empty batch, log of 0) in the loss.",
                    "With mixed precision, check the loss scaler (inf gradients should skip the step)."]
         ev = pd.concat(evidence, ignore_index=True)
-        return [self.finding("exploding_gradients", severity, "Exploding gradients: " + problems[0].split(";")[0],
+        title = "Exploding gradients: " + problems[0].split(";")[0]
+        if details.get("survived") and len(problems) == 1:
+            title = (f"{details['nonfinite']} isolated NaN/inf gradient norm(s) the run survived (first at "
+                     f"{details['first_nonfinite']})")
+        return [self.finding("exploding_gradients", severity, title,
                              summary="Gradients explode: " + "; ".join(problems) + ".", evidence=ev, actions=actions,
                              details=details, score=float(details.get("nonfinite", 0) + len(problems)))]
+
+    def _survived(self, run, rows: pd.DataFrame, bad: np.ndarray, first) -> bool:
+        """NaN/inf norms at no more than ``isolated_fraction`` of the logged norms, the last norm finite, and a
+        train loss that is logged after the first one and finite there: a skipped step, not a broken run."""
+        if bad.mean() > self.isolated_fraction or bad[-1]:
+            return False
+        step = first.get("step") if hasattr(first, "get") else None
+        try:
+            step = float(step)
+        except (TypeError, ValueError):
+            return False
+        if step != step:
+            return False
+        obj = run.objective("train") if hasattr(run, "objective") else None
+        if obj is None or not obj.found:
+            return False
+        after = pd.to_numeric(obj.rows["value"][pd.to_numeric(obj.rows["step"], errors="coerce") > step],
+                              errors="coerce").to_numpy(dtype="float64")
+        return bool(len(after) and np.isfinite(after).all())
 
     @staticmethod
     def _all_norms(run) -> pd.DataFrame:

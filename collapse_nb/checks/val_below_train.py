@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, aligned_train_val, config_number, fmt, loss_rows, main_segment, times
+from ._base import (Check, aligned_train_val, config_number, fmt, loss_rows, main_segment, times,
+                    validation_series)
 
 
 @dataclass
@@ -68,22 +69,37 @@ class ValBelowTrain(Check):
     tolerance: float = 0.25
 
     def __call__(self, run) -> list[Finding]:
-        tv = aligned_train_val(run)
-        if len(tv):
-            tv = tv[(tv["train"] > 0) & (tv["val"] > 0) & np.isfinite(tv["train"]) & np.isfinite(tv["val"])]
-        if tv.empty:
+        sets = [c for c in validation_series(run) if c["val_name"] == "loss"] or [
+            {"eval_set": None, "label": "validation loss"}]
+        results = []
+        for c in sets:
+            tv = aligned_train_val(run, eval_set=c["eval_set"])
+            if len(tv):
+                tv = tv[(tv["train"] > 0) & (tv["val"] > 0) & np.isfinite(tv["train"]) & np.isfinite(tv["val"])]
+            if len(tv):
+                results.append(self._one(run, tv.assign(ratio=tv["train"] / tv["val"]).reset_index(drop=True), c))
+        if not results:
             return self.skip("no train and validation loss at matching epochs or steps")
-        tv = tv.assign(ratio=tv["train"] / tv["val"]).reset_index(drop=True)
+        worst = max(results, key=lambda f: (f.severity != "ok", f.details["ratio_median"]))
+        if len(results) > 1:
+            worst.details["per_set"] = [{"eval_set": f.details["eval_set"], "code": f.code, "severity": f.severity,
+                                         "ratio_median": f.details["ratio_median"]} for f in results]
+        return [worst]
+
+    def _one(self, run, tv: pd.DataFrame, c: dict) -> Finding:
         r = float(tv["ratio"].median())
         frac = float((tv["ratio"] > self.ratio).mean())
         ev = tv[["where", "train", "val", "ratio"]]
-        details = {"ratio_median": r, "fraction_above": frac, "evaluations": len(tv)}
+        on = f" on '{c['eval_set']}'" if c.get("eval_set") else ""
+        details = {"ratio_median": r, "fraction_above": frac, "evaluations": len(tv), "eval_set": c.get("eval_set"),
+                   "resolution": tv.attrs.get("resolution"), "train_series": tv.attrs.get("train_series"),
+                   "val_series": tv.attrs.get("val_series")}
         if frac < self.persistent_fraction and r <= self.dropout_ratio:
             why = ("consistent with dropout or other train-only regularisation" if r > 1 else
                    "validation loss at or above training loss, as usual")
-            return [self.finding("val_train_gap_ok", "ok", f"Validation vs training loss: train/val = {fmt(r)}",
-                                 summary=f"Median train/val loss ratio {r:.2f} over {len(tv)} evaluation(s): {why}.",
-                                 evidence=ev, details=details)]
+            return self.finding("val_train_gap_ok", "ok", f"Validation{on} vs training loss: train/val = {fmt(r)}",
+                                summary=f"Median train/val loss ratio {r:.2f} over {len(tv)} evaluation(s){on}: {why}.",
+                                evidence=ev, details=details)
         causes = self._causes(run, tv, r)
         top = causes[0]
         details.update(causes=causes, top_cause=top["cause"])
@@ -94,9 +110,9 @@ class ValBelowTrain(Check):
         actions = [c["action"] for c in causes if c["score"] >= 0.3][:3] or [causes[0]["action"]]
         actions.append("Evaluate the training loss the same way as the validation loss (model.eval(), same "
                        "reduction, a held-out slice of the training set): the two numbers must then be comparable.")
-        return [self.finding("val_below_train", severity, f"Validation loss {times(r)} below training loss: "
-                             f"{top['label']}", summary=summary, evidence=ev,
-                             actions=actions, details=details, score=float(math.log(r)))]
+        return self.finding("val_below_train", severity, f"Validation loss{on} {times(r)} below training loss: "
+                            f"{top['label']}", summary=summary, evidence=ev,
+                            actions=actions, details=details, score=float(math.log(r)))
 
     # ------------------------------------------------------------------ causes
     def _causes(self, run, tv: pd.DataFrame, r: float) -> list[dict]:
@@ -121,6 +137,13 @@ class ValBelowTrain(Check):
             else:
                 score, text = 0.15, (f"gradient accumulation ({k:g} steps) does not match the gap ({times(r)}; it "
                                      f"would explain {share:.0%} of it).")
+            hf = _hf_accumulation_bug(run)
+            if hf and score >= 0.8:
+                score, text = 0.95, base + ". " + hf
+            elif "hf-trainer-state" in run.meta.get("formats", []) and score >= 0.8:
+                text += (" Hugging Face transformers 4.46-4.47 logged the train loss multiplied by "
+                         "gradient_accumulation_steps (huggingface/transformers#35204); check the version this run "
+                         "used (config.json's transformers_version).")
             out.append({"cause": "gradient_accumulation", "label": f"train loss summed over {k:g} accumulation steps",
                         "score": score, "explains": share, "factor": k, "epoch_over_batch_mean": f, "text": text,
                         "action": f"Divide the reported train loss by gradient_accumulation_steps ({k:g}), or "
@@ -195,3 +218,24 @@ class ValBelowTrain(Check):
             return None
         st, sv = float(t.median()), float(v.median())
         return (st / sv) ** 2, int(min(len(t), len(v))), st, sv
+
+
+def _hf_accumulation_bug(run) -> str:
+    """The sentence naming the transformers 4.46-4.47 logging bug when the run's config says that version."""
+    for src, cfg in (run.meta.get("config_raw") or {}).items():
+        if not isinstance(cfg, dict):
+            continue
+        for key, v in cfg.items():
+            if str(key).rsplit(".", 1)[-1] != "transformers_version":
+                continue
+            parts = str(v).split(".")
+            try:
+                major, minor = int(parts[0]), int(parts[1])
+            except (IndexError, ValueError):
+                continue
+            if (major, minor) in ((4, 46), (4, 47)):
+                return (f"The run used transformers {v} ({src}): versions 4.46-4.47 logged the training loss "
+                        f"multiplied by gradient_accumulation_steps (huggingface/transformers#35204, fixed by #35207 "
+                        f"and, for 4.47, #35438). The model trained on the right loss; only the logged number is "
+                        f"off.")
+    return ""

@@ -147,3 +147,19 @@ def test_an_unread_store_is_not_assessed(corpus):
     # the MLflow file store has no reader yet (issue 12): the run must say it was not assessed, not pass
     fs = _diagnose(corpus, "mlflow-vit-val-at-chance")
     assert by_code(fs, "objective_not_found").severity == "info"
+
+
+def test_hf_phi4_isolated_nan_grad_norm_is_survived_not_critical(corpus):
+    fs = _diagnose(corpus, "hf-phi4-lora-gradnorm-spike")
+    f = by_code(fs, "exploding_gradients")
+    # one "grad_norm": NaN at step 2100; the loss there and after it is normal
+    assert f.severity == "warning" and f.details["survived"] and f.details["first_nonfinite"].startswith("step 2100")
+    assert by_code(fs, "objective").details["resolution"] == "step"
+
+
+def test_megatron_train_and_validation_losses(corpus):
+    fs = _diagnose(corpus, "megatron-ds-gpt125m-ctrl-c")
+    obj = by_code(fs, "objective")
+    assert obj.details["points"] == 213 and "lm_loss" in obj.details["series"]
+    assert "lm_loss_value" in obj.details["val_series"]
+    assert not problems(fs)

@@ -152,3 +152,16 @@ def test_clipping_from_per_parameter_norms(tmp_path):
     [f] = ClippingSaturated()(run)
     assert f.severity == "warning" and f.details["norm_from"] == "combined from the per-parameter norms"
     assert f.details["median_norm"] == pytest.approx(math.sqrt(5))
+
+
+def test_an_isolated_nan_grad_norm_the_run_survived_is_a_warning(tmp_path):
+    """HF Trainer logs "grad_norm": NaN for an overflow step it skipped; the loss goes on normally."""
+    rows = [{"step": s, "loss": 2.0 - s / 1000, "grad_norm": math.nan if s == 400 else 0.8} for s in range(0, 1000, 5)]
+    write_jsonl(tmp_path / "a" / "log.jsonl", rows)
+    [f] = ExplodingGradients()(load(tmp_path / "a"))
+    assert (f.severity, f.details["survived"]) == ("warning", True) and "survived" in f.title
+    rows[-1]["grad_norm"] = math.nan              # NaN at the end: the run did not get past it
+    rows[-1]["loss"] = math.nan
+    write_jsonl(tmp_path / "b" / "log.jsonl", rows)
+    [g] = ExplodingGradients()(load(tmp_path / "b"))
+    assert (g.severity, g.details["survived"]) == ("critical", False)

@@ -1,0 +1,62 @@
+"""Files of one run that repeat each other: one row for each logged value, not one per copy.
+
+An HF output folder holds a ``trainer_state.json`` in every ``checkpoint-N/``, each repeating the whole
+history up to step N; a Keras or Lightning run copied next to its resumed continuation repeats the
+first part. Read as they are, every loss point would count 2-4 times. :func:`drop_repeats` compares
+the files of the same format by the rows they hold (name, phase, epoch, batch, step and value): a file
+whose rows all appear in a larger one is a snapshot of it and is read once (through the larger file);
+a file sharing only part of its rows with a larger one keeps the rest. Each file dropped or trimmed is
+said in the notes, with how many of its rows were repeats and of which file.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: The columns that make two rows the same logged value.
+KEY = ["raw_name", "phase", "epoch", "batch", "step", "value"]
+#: Files with more rows than this are not compared (a text log of millions of rows is not a snapshot).
+MAX_ROWS = 2_000_000
+
+
+def _fingerprints(df: pd.DataFrame) -> np.ndarray:
+    cols = [c for c in KEY if c in df.columns]
+    key = df[cols].copy()
+    for c in cols:
+        if isinstance(key[c].dtype, pd.CategoricalDtype):
+            key[c] = key[c].astype(object)
+    return pd.util.hash_pandas_object(key, index=False).to_numpy()
+
+
+def drop_repeats(frames: list[pd.DataFrame], formats: list[str]) -> tuple[list[pd.DataFrame], list[dict]]:
+    """``frames`` with repeated rows removed, and one record per file changed.
+
+    A record is ``{"index", "of", "repeated", "rows", "dropped"}``: the file at ``index`` repeats
+    ``repeated`` of its ``rows`` rows from the file at ``of``; ``dropped`` is ``"all"`` when it is a
+    snapshot (all its rows are there) or ``"repeats"`` when only the repeated rows were removed.
+    """
+    out = list(frames)
+    changes: list[dict] = []
+    order = sorted(range(len(frames)), key=lambda i: -len(frames[i]))
+    prints = {i: _fingerprints(frames[i]) for i in order if 0 < len(frames[i]) <= MAX_ROWS}
+    for pos, i in enumerate(order):
+        if i not in prints:
+            continue
+        for j in order[:pos]:                       # larger (or equal, earlier) files first
+            if j not in prints or formats[j] != formats[i] or not len(out[j]):
+                continue
+            mine, theirs = prints[i], prints[j]
+            seen = np.isin(mine, theirs)
+            n = int(seen.sum())
+            if n == 0:
+                continue
+            if n == len(mine):
+                out[i] = out[i].iloc[:0]
+                prints[i] = mine[:0]
+                changes.append({"index": i, "of": j, "repeated": n, "rows": len(mine), "dropped": "all"})
+                break
+            out[i] = out[i][~seen].reset_index(drop=True)
+            prints[i] = mine[~seen]
+            changes.append({"index": i, "of": j, "repeated": n, "rows": len(mine), "dropped": "repeats"})
+            mine = prints[i]
+    return out, changes

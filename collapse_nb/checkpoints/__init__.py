@@ -37,7 +37,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 TORCH_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
 PARAM_COLUMNS = ("checkpoint", "step", "epoch", "param", "state", "kind", "shape", "numel", "dtype", "norm", "mean",
-                 "std", "abs_max", "min", "max", "frac_zero", "n_nonfinite", "digest")
+                 "std", "abs_max", "min", "max", "frac_zero", "n_nonfinite", "digest", "const_rows", "zero_rows")
 
 
 # ---------------------------------------------------------------- recognising (bytes only, no torch)

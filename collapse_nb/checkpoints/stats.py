@@ -15,6 +15,9 @@ abs_max      ``max(|min|, |max|)``
 min, max
 frac_zero    share of elements exactly 0 (``False`` for bool)
 n_nonfinite  NaN and ±inf elements (NaN/inf also show in the other statistics, as in torch)
+const_rows   rows along dim 0 (output units) of a >= 2-D floating tensor whose values are all equal (NaN for
+             other tensors and for tensors over ``ROW_STATS_MAX`` elements)
+zero_rows    ... of those, the rows that are all zero
 digest       BLAKE2b (16 bytes, hex) of dtype, shape and the raw bytes in row-major order:
              two tensors with the same digest are the same bytes (hashed in a worker
              thread while torch does the sums; hashlib lets go of the GIL)
@@ -56,7 +59,8 @@ _PAGE = mmap.PAGESIZE
 #: Private file mappings (start, end) whose pages may be dropped after reading.
 Ranges = Sequence[tuple[int, int]]
 
-STAT_COLUMNS = ("numel", "norm", "mean", "std", "abs_max", "min", "max", "frac_zero", "n_nonfinite", "digest")
+STAT_COLUMNS = ("numel", "norm", "mean", "std", "abs_max", "min", "max", "frac_zero", "n_nonfinite", "digest",
+                "const_rows", "zero_rows")
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -155,7 +159,7 @@ def tensor_stats(t: torch.Tensor, *, chunk: int = CHUNK, digest: bool = True, re
     t = t.detach()                     # an nn.Parameter from a pickled module: no autograd here
     out: dict = {"numel": int(t.numel()), "norm": math.nan, "mean": math.nan, "std": math.nan,
                  "abs_max": math.nan, "min": math.nan, "max": math.nan, "frac_zero": math.nan,
-                 "n_nonfinite": 0, "digest": None}
+                 "n_nonfinite": 0, "digest": None, "const_rows": math.nan, "zero_rows": math.nan}
     src = _readable(t)
     if src is None:
         return out
@@ -221,7 +225,24 @@ def tensor_stats(t: torch.Tensor, *, chunk: int = CHUNK, digest: bool = True, re
                    mean=math.nan if has_nan or (pos_inf and neg_inf) else (math.inf if pos_inf else -math.inf),
                    min=math.nan if has_nan else lo, max=math.nan if has_nan else hi)
     out["abs_max"] = max(abs(out["min"]), abs(out["max"])) if not math.isnan(out["min"]) else math.nan
+    out.update(_row_stats(src, release if src is t else ()))
     return out
+
+
+#: Tensors with more elements than this get no per-row statistics (a second pass over them).
+ROW_STATS_MAX = 32 * 1024 * 1024
+
+
+def _row_stats(t: torch.Tensor, release: Ranges) -> dict:
+    """``const_rows``, ``zero_rows``: output units (rows along dim 0) of a >= 2-D floating tensor whose values are
+    all equal / all zero (dead units: a ReLU layer's unit that never fires gets no update); NaN otherwise."""
+    if t.dim() < 2 or not t.is_floating_point() or t.shape[0] < 2 or t.numel() // t.shape[0] < 2 \
+            or t.numel() > ROW_STATS_MAX:
+        return {"const_rows": math.nan, "zero_rows": math.nan}
+    x = t.reshape(t.shape[0], -1)
+    lo, hi = torch.aminmax(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, dim=1)
+    release_pages(t, release)
+    return {"const_rows": float(int((lo == hi).sum())), "zero_rows": float(int(((lo == 0) & (hi == 0)).sum()))}
 
 
 def params_table(ck, *, chunk: int | None = None) -> pd.DataFrame:
@@ -251,7 +272,8 @@ def params_table(ck, *, chunk: int | None = None) -> pd.DataFrame:
 PARAM_DTYPES = {"checkpoint": "string", "step": "Int64", "epoch": "Float64", "param": "string", "state": "string",
                 "kind": "string", "shape": "object", "numel": "int64", "dtype": "string", "norm": "float64",
                 "mean": "float64", "std": "float64", "abs_max": "float64", "min": "float64", "max": "float64",
-                "frac_zero": "float64", "n_nonfinite": "int64", "digest": "string"}
+                "frac_zero": "float64", "n_nonfinite": "int64", "digest": "string", "const_rows": "float64",
+                "zero_rows": "float64"}
 
 
 def frame(rows: list[dict], dtypes: dict[str, str]) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ._base import Check
 from .chance_level_loss import ChanceLevelLoss
+from .checkpoint_weights import CheckpointWeights
 from .clipping_saturated import ClippingSaturated
 from .coverage import Coverage
 from .dead_parameters import DeadParameters
@@ -33,7 +34,7 @@ from .variance_collapse import VarianceCollapse
 
 #: Default checks, in the order they run.
 DEFAULT_CHECKS: tuple[type[Check], ...] = (
-    Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, OutputHead, VanishingGradients, ExplodingGradients,
+    Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, CheckpointWeights, OutputHead, VanishingGradients, ExplodingGradients,
     UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau, LossDivergence, LossSpikes, ChanceLevelLoss,
     Overfitting, ValBelowTrain, GANBalance,
 )

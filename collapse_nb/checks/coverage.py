@@ -21,7 +21,7 @@ import numpy as np
 
 from ..findings import Finding
 from ..series import networks, seen
-from ._base import Check, curve, curve_basis, fmt
+from ._base import Check, curve, curve_basis, fmt, optional_table
 
 _STEP_KEYS = ("max_steps", "max_duration", "train_iters", "total_steps", "max_iter", "max_iters", "num_steps",
               "total_iters", "max_iterations")
@@ -69,6 +69,11 @@ class Coverage(Check):
         c = curve(run, "train")
         if not len(c):
             why = c.attrs.get("missing") or "no train loss series recognised"
+            params = optional_table(run, "params")
+            if run.scalars.empty and len(params):
+                n_ck = params["checkpoint"].nunique() if "checkpoint" in params else 1
+                why = (f"no training log was read, only {n_ck} checkpoint(s) ({len(params)} tensors): the weights "
+                       f"are judged by checkpoint_weights, the training itself is not")
             return self.finding("objective_not_found", "info", "Not assessed: no training objective recognised",
                                 summary=f"The loss checks could not run: {why}. Series seen: {seen(cat)}. "
                                         f"None of this says the run is healthy.",

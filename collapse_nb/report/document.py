@@ -384,8 +384,10 @@ def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, st
         tail += f" {len(failed)} check(s) failed with an error ({', '.join(f.check for f in failed)})."
     notes = [f for f in notes if f is not blind and f is not stopped]
     if not probs and blind is not None:
-        return "not assessed", (opening + "The other checks found no problem, which says little without the loss."
-                                + tail).strip()
+        passed = [_first_lower(f.title) for f in oks][:4]
+        return "not assessed", (opening + "What could be checked found no problem"
+                                + (f" ({'; '.join(passed)})" if passed else "")
+                                + ", which says little about the training without its loss." + tail).strip()
     if not probs:
         if not oks and not notes:
             return "not judged", (opening + "Nothing could be judged: no check found the data it needs." + tail).strip()

@@ -193,6 +193,9 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
         f["notes"].append(text)
         f["repeats"] = {"of": of, "values": ch["repeated"], "kept": len(frames[ch["index"]])}
         notes.append(f"{f['source']}: {text}")
+    resumes = _resumes(frames, [r.format for r in results], [f["source"] for f in files])
+    notes.extend(f"{r['source']}: continues {r['after']} from step {r['step']:,} (a resumed run: one timeline)"
+                 for r in resumes)
     # config files (hparams.yaml, config.yaml) state intent: they win over values parsed from log text
     config_parts.sort(key=lambda sc: 0 if get_reader(_format_of(results, sc[0])).is_config else 1)
     config, where, conflicts = merge_configs(config_parts)
@@ -205,10 +208,27 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
         "config_conflicts": conflicts,
         "config_raw": config_raw,
         "restarts": restarts,
+        "resumes": resumes,
         "ignored": ignored,
         "notes": notes,
     }
     return Run(scalars=scalars, meta=meta, extra={k: pd.concat(v, ignore_index=True) for k, v in extra.items()})
+
+
+def _resumes(frames: list[pd.DataFrame], fmts: list[str], sources: list[str]) -> list[dict]:
+    """Files of one format whose steps continue each other: ``{"source", "after", "step"}`` per resumed file."""
+    spans = {}
+    for df, fmt, src in zip(frames, fmts, sources):
+        if len(df) and "step" in df and df["step"].notna().any():
+            st = pd.to_numeric(df["step"], errors="coerce").dropna()
+            spans.setdefault(fmt, []).append((float(st.min()), float(st.max()), src))
+    out = []
+    for fmt, sp in spans.items():
+        sp.sort()
+        for (lo0, hi0, s0), (lo1, hi1, s1) in zip(sp, sp[1:]):
+            if lo1 >= hi0 and lo1 > lo0:
+                out.append({"source": s1, "after": s0, "step": int(lo1)})
+    return out
 
 
 def _format_of(results: list[ReadResult], source: str) -> str:

@@ -105,3 +105,19 @@ def test_without_the_version_the_bug_is_a_possibility_only(tmp_path, training_ar
     top = f.details["causes"][0]
     assert top["cause"] == "gradient_accumulation" and top["score"] == 0.8
     assert "check the version" in top["text"]
+
+
+def test_a_lightning_run_resumed_into_a_new_version_is_one_timeline(tmp_path):
+    from tests.readers.test_csv_metrics import write_lightning
+    from collapse_nb.checks._base import curve
+    for version, steps in (("version_0", range(0, 500, 10)), ("version_1", range(500, 1000, 10))):
+        d = tmp_path / "lightning_logs" / version
+        d.mkdir(parents=True)
+        rows = [{"epoch": s // 100, "step": s, "train_loss": 2.0 - s / 1000} for s in steps]
+        write_lightning(d / "metrics.csv", rows)
+    run = cnb.load(tmp_path)
+    assert run.meta["resumes"] == [{"source": str(tmp_path / "lightning_logs" / "version_1" / "metrics.csv"),
+                                    "after": str(tmp_path / "lightning_logs" / "version_0" / "metrics.csv"),
+                                    "step": 500}]
+    c = curve(run, "train", level="step")
+    assert len(c) == 100 and c["step"].iloc[0] == 0 and c["step"].iloc[-1] == 990

@@ -294,10 +294,24 @@ def _one_source(rows: pd.DataFrame, when: list[str]) -> pd.DataFrame:
     if rows.empty or "source" not in rows or rows["source"].nunique(dropna=False) <= 1:
         return rows
     src = rows["source"].astype(str)
+    if continues_each_other(rows):
+        return rows            # a run resumed into a new file: one timeline
     points = rows[when].assign(_s=src.to_numpy()).drop_duplicates().groupby("_s").size()
     counts = src.value_counts()
     best = sorted(points.index, key=lambda k: (-points[k], -counts[k], k))[0]
     return rows[src == best]
+
+
+def continues_each_other(rows: pd.DataFrame) -> bool:
+    """The files of ``rows`` cover consecutive step ranges (each starts where the one before it stopped, at most
+    repeating its last step): a run resumed into a new file (Lightning's ``version_1`` after ``version_0``)."""
+    if "step" not in rows or rows["step"].isna().any():
+        return False
+    st = pd.to_numeric(rows["step"], errors="coerce").astype("float64")
+    span = st.groupby(rows["source"].astype(str).to_numpy()).agg(["min", "max"]).sort_values("min")
+    if len(span) < 2:
+        return False
+    return bool((span["min"].to_numpy()[1:] >= span["max"].to_numpy()[:-1]).all())
 
 
 def curve_basis(c: pd.DataFrame) -> dict[str, Any]:

@@ -25,8 +25,10 @@ Root causes
 :func:`root_causes` ranks the non-``ok`` findings by how much of the observed failure
 each explains. The observed failure is the set of *symptom* findings (non-ok) among
 ``SYMPTOMS``: collapsed outputs, a flat, chance-level, diverging or NaN loss,
-overfitting, validation below training. Each rule in ``EXPLAINS`` says how much
-(0-1) a finding accounts for a symptom, and why:
+overfitting, validation below training (each check's ``symptoms``). Each rule in
+``EXPLAINS`` says how much (0-1) a finding accounts for a symptom, and why; the rules live
+on the checks (``Check.explains``, and ``Check.rule_key`` for the narrower rules) and are
+collected here. In short:
 
 - a tiny-initialised output head (0.9) or a dead one (0.9) explains a variance collapse
   almost fully: nothing else is needed for near-constant outputs;
@@ -73,79 +75,31 @@ import pandas as pd
 from .checks import CHECKS, Check, default_checks
 from .findings import Finding, check_failed, is_problem, sort_findings
 
-SYMPTOMS = ("variance_collapse", "loss_plateau", "chance_level_loss", "loss_divergence", "nonfinite_loss",
-            "overfitting", "val_below_train", "gan_discriminator_wins", "gan_loss_explodes")
 SEVERITY_WEIGHT = {"critical": 3.0, "warning": 2.0, "info": 1.0, "ok": 0.0}
-#: weight of a symptom in the observed failure (1 unless listed); see the module docstring.
-SYMPTOM_WEIGHT = {"val_below_train": 0.5}
 #: a rule weight from which the explaining finding ranks above the finding it explains.
 STRONG = 0.5
 
-#: cause code -> {symptom code: (weight, reason)}; see the module docstring.
-EXPLAINS: dict[str, dict[str, tuple[float, str]]] = {
-    "tiny_output_head": {
-        "variance_collapse": (0.9, "an output head orders of magnitude smaller than the other layers maps every input "
-                                   "to nearly the same output"),
-        "chance_level_loss": (0.6, "near-constant outputs score the loss of predicting the mean"),
-        "loss_plateau": (0.5, "the head's tiny weights make every other layer's gradient tiny too"),
-    },
-    "dead_output_head": {
-        "variance_collapse": (0.9, "the output head gets no gradient, so the predictions cannot learn to vary"),
-        "chance_level_loss": (0.8, "no gradient reaches the outputs"),
-        "loss_plateau": (0.8, "no gradient reaches the outputs"),
-    },
-    "dead_majority": {
-        "variance_collapse": (0.9, "most of the parameters get no gradient: what still learns (often little more "
-                                   "than the output bias) cannot make the predictions vary"),
-        "loss_plateau": (0.8, "most of the model cannot learn, so the loss cannot fall"),
-        "chance_level_loss": (0.8, "with most of the model cut off, only a near-constant prediction is learned"),
-    },
-    "dead_parameters": {
-        "variance_collapse": (0.3, "a dead branch removes capacity, but the rest of the model still trains: it "
-                                   "explains part of a collapse at most"),
-        "loss_plateau": (0.3, "the dead parameters cannot contribute to lowering the loss"),
-        "chance_level_loss": (0.3, "part of the model is cut off from the loss"),
-    },
-    "vanishing_gradients": {
-        "loss_plateau": (0.7, "gradients too small to move the weights keep the loss flat"),
-        "variance_collapse": (0.5, "layers that do not learn leave the outputs near their initial, constant values"),
-        "chance_level_loss": (0.6, "nothing is learned"),
-        "update_ratio": (0.8, "an update is the learning rate times the gradient: vanishing gradients make the "
-                              "updates tiny"),
-    },
-    "exploding_gradients": {
-        "nonfinite_loss": (0.9, "NaN/inf or huge gradients corrupt the weights, then the loss"),
-        "loss_divergence": (0.8, "oversized updates throw the weights out of the basin"),
-    },
-    "updates_too_small": {
-        "loss_plateau": (0.8, "every layer's updates are tiny relative to its weights (a learning rate far too "
-                              "low): the model barely moves, so the loss stays flat"),
-        "chance_level_loss": (0.7, "a model that barely moves stays at the loss of its initialisation"),
-        "variance_collapse": (0.6, "the outputs never leave the near-constant values a fresh initialisation gives"),
-    },
-    "update_ratio": {
-        "loss_plateau": (0.5, "layers whose updates are tiny relative to their weights barely learn"),
-        "variance_collapse": (0.3, "the layers that barely move cannot spread the outputs"),
-        "loss_divergence": (0.5, "updates large relative to the weights destabilise training"),
-    },
-    "clipping_saturated": {
-        "loss_plateau": (0.4, "clipping every step shrinks every update below what the learning rate intends"),
-        "variance_collapse": (0.2, "smaller steps slow learning, but do not by themselves make outputs constant"),
-    },
-    "lr_schedule_mismatch": {
-        "loss_plateau": (0.5, "the learning rate is not what was configured"),
-        "loss_divergence": (0.5, "a learning rate above the intended one can diverge"),
-        "variance_collapse": (0.2, "a wrong (low) learning rate with healthy gradients slows learning but explains "
-                                   "a collapse only weakly"),
-    },
-    "variance_collapse": {
-        "chance_level_loss": (0.8, "predicting a near-constant scores the loss of predicting the mean"),
-        "loss_plateau": (0.6, "a model stuck at a constant output keeps the loss flat"),
-    },
-    "nonfinite_loss": {"loss_divergence": (0.5, "the loss blew up")},
-    "overfitting": {"overfitting": (0.7, "the model memorises the training set (too little data or regularisation "
-                                         "for its size)")},
-}
+#: symptom code -> its weight in the observed failure, from every check's ``symptoms``.
+SYMPTOM_WEIGHT: dict[str, float] = {code: w for c in CHECKS.values() for code, w in c.symptoms.items()}
+SYMPTOMS = tuple(SYMPTOM_WEIGHT)
+#: rule key -> {symptom code: (weight, reason)}, from every check's ``explains`` (the module docstring).
+EXPLAINS: dict[str, dict[str, tuple[float, str]]] = {key: rules for c in CHECKS.values()
+                                                     for key, rules in c.explains.items()}
+
+
+#: code -> the check that owns its rules (for findings made without ``check``, e.g. by hand).
+_OWNER = {key: c for c in CHECKS.values() for key in (*c.explains, *c.symptoms)}
+
+
+def rule_key(f: Finding) -> str:
+    """The ``EXPLAINS`` entry for ``f``: its check's :meth:`~collapse_nb.checks.Check.rule_key`, else its code."""
+    cls = CHECKS.get(f.check) or _OWNER.get(f.code)
+    if cls is None:
+        return f.code
+    try:
+        return cls().rule_key(f)
+    except Exception:       # noqa: BLE001 - odd details must not stop the ranking
+        return f.code
 
 
 # ----------------------------------------------------------------------------- diagnose
@@ -275,7 +229,7 @@ def _is_symptom(f: Finding) -> bool:
 
 def _rules(f: Finding) -> dict[str, tuple[float, str]]:
     """The finding's rules (``EXPLAINS``), with ``val_below_train`` explaining itself by its top cause's score."""
-    rules = dict(EXPLAINS.get(_rule_key(f), {}))
+    rules = dict(EXPLAINS.get(rule_key(f), {}))
     if f.code == "val_below_train":
         top = (f.details.get("causes") or [{}])[0]
         rules["val_below_train"] = (float(top.get("score", 0.25)), top.get("text", "its top-ranked cause"))
@@ -315,25 +269,3 @@ def _ranked(findings: Iterable[Finding]) -> list[tuple[Finding, float, list[tupl
         out.append(pick)
         placed.add(id(pick[0]))
     return out
-
-
-def _rule_key(f: Finding) -> str:
-    """The ``EXPLAINS`` entry for ``f``: its code, or a narrower rule its details call for."""
-    d = f.details
-    limits = d.get("thresholds") or {}
-    if f.code == "dead_parameters":
-        if d.get("head_dead"):
-            return "dead_output_head"
-        if _num(d.get("fraction")) > _num(limits.get("critical_fraction"), 0.5):
-            return "dead_majority"
-    if f.code == "update_ratio" and _num(d.get("median_ratio"), 1.0) < _num(limits.get("too_small"), 1e-5):
-        return "updates_too_small"
-    return f.code
-
-
-def _num(v: Any, default: float = 0.0) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return default
-    return x if x == x else default

@@ -28,9 +28,13 @@ import pandas as pd
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 INITS = ("default", "xavier", "kaiming", "small", "large")
 NORMS = ("none", "batch", "layer")
-#: first-layer / last-layer gradient norm below this is "vanishing", above ``EXPLODING`` "exploding"
-VANISHING = 1e-3
-EXPLODING = 1e3
+from .checks.exploding_gradients import ExplodingGradients
+from .checks.vanishing_gradients import VanishingGradients
+
+#: first-layer / last-layer gradient norm below this is "vanishing", above ``EXPLODING`` "exploding": the
+#: thresholds of the checks themselves (AUTOTRAINER's beta_1 and beta_3), never copies of them
+VANISHING = VanishingGradients.first_last_ratio
+EXPLODING = ExplodingGradients.first_last_ratio
 #: the median layer's gradient norm below ``VANISHING_NORM`` is "vanishing", any layer's above
 #: ``EXPLODING_NORM`` "exploding" (healthy ones here are ~1e-3 to 1)
 VANISHING_NORM = 1e-5

@@ -36,12 +36,43 @@ NORM_WORDS = re.compile(r"(^|[._])(norm|ln|bn|layernorm|batchnorm|rmsnorm|ln_f|l
 
 @dataclass
 class Check:
-    """Base of all checks: ``name`` (class attribute), thresholds as dataclass fields."""
+    """Base of all checks: ``name`` (class attribute), thresholds as dataclass fields.
+
+    What is known about a check lives on it (the diagnosis and the report read it from here):
+
+    - ``symptoms``: the codes it emits that are failure symptoms, with their weight in the observed
+      failure (1, or less for a symptom that spoils no prediction);
+    - ``explains``: per rule key (a code, or a narrower rule :meth:`rule_key` picks from a finding's
+      details), the symptoms that rule explains, each with a weight (0-1) and the reason in words;
+    - ``quantity``, :meth:`healthy_band` and :meth:`measure`: the row of the report's "healthy vs this
+      run" table: what is measured, its healthy band from the thresholds, and the figure a finding's
+      details give.
+    """
 
     name: ClassVar[str] = ""
+    symptoms: ClassVar[dict[str, float]] = {}
+    explains: ClassVar[dict[str, dict[str, tuple[float, str]]]] = {}
+    quantity: ClassVar[str] = ""
 
     def __call__(self, run) -> list[Finding]:  # pragma: no cover - every check overrides it
         raise NotImplementedError
+
+    def rule_key(self, finding: Finding) -> str:
+        """The ``explains`` entry for ``finding``: its code, unless the check narrows it."""
+        return finding.code
+
+    def healthy_band(self, finding: Finding | None = None) -> str:
+        """The healthy band of :attr:`quantity`, in words, from the thresholds (the finding's, else the defaults)."""
+        return ""
+
+    def measure(self, details: dict[str, Any]) -> str:
+        """This run's value of :attr:`quantity`, from a finding's details."""
+        return ""
+
+    def limits(self, finding: Finding | None = None) -> dict[str, Any]:
+        """The thresholds the finding was made with (its details), else this check's."""
+        th = dict((finding.details.get("thresholds") or {})) if finding is not None else {}
+        return th or self.thresholds()
 
     def thresholds(self) -> dict[str, Any]:
         """The check's threshold fields and their current values."""

@@ -69,6 +69,21 @@ class ChanceLevelLoss(Check):
     tail_frac: float = 0.2
     max_k: int = 1000
 
+
+    symptoms = {"chance_level_loss": 1.0}
+    quantity = "Loss vs chance level (loss / target variance)"
+
+    def healthy_band(self, finding=None) -> str:
+        t = self.limits(finding)
+        if finding is not None and "k" in finding.details:
+            return f"more than {t['tolerance']:.0%} below ln K (uniform guessing)"
+        return f"below {fmt(1 - 3 * t['tolerance'])} (1 = predicting the mean)"
+
+    def measure(self, d) -> str:
+        if "loss_over_var" in d:
+            return f"{d['loss_over_var']:.2f}"
+        return f"loss {fmt(d['loss_end'])} vs ln {d['k']} = {fmt(d['chance_loss'])}"
+
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
         c = c[np.isfinite(c["value"].astype("float64"))] if len(c) else c

@@ -52,6 +52,15 @@ class CheckpointWeights(Check):
     outlier: float = 100.0
     min_group: int = 4
 
+
+    explains = {
+        "checkpoint_norm_outlier": {
+            "variance_collapse": (0.5, "a weight matrix orders of magnitude smaller than its neighbours (a tiny head) "
+                                       "makes the outputs near-constant"),
+        },
+        "checkpoint_nonfinite": {"nonfinite_loss": (0.9, "NaN/inf weights make every output NaN")},
+    }
+
     def __call__(self, run) -> list[Finding]:
         p = optional_table(run, "params")
         if p.empty or "param" not in p:
@@ -64,7 +73,6 @@ class CheckpointWeights(Check):
         if p.empty:
             return self.skip("no trainable tensors in the checkpoint")
         ck = str(p["checkpoint"].iloc[0]) if "checkpoint" in p else "the checkpoint"
-        names = p["param"].astype(str)
         out, notes = [], []
         bad = p[pd.to_numeric(p["n_nonfinite"], errors="coerce").fillna(0) > 0]
         details = {"checkpoint": ck, "tensors": int(len(p))}

@@ -43,6 +43,23 @@ class ClippingSaturated(Check):
     frequent_fraction: float = 0.5
     min_steps: int = 5
 
+
+    explains = {
+        "clipping_saturated": {
+            "loss_plateau": (0.4, "clipping every step shrinks every update below what the learning rate intends"),
+            "variance_collapse": (0.2, "smaller steps slow learning, but do not by themselves make outputs "
+                                       "constant"),
+        },
+    }
+    quantity = "Steps with gradient clipping active"
+
+    def healthy_band(self, finding=None) -> str:
+        return f"≤ {self.limits(finding)['frequent_fraction']:.0%}"
+
+    def measure(self, d) -> str:
+        return (f"{d['fraction_clipped']:.0%} of {d['steps']} steps (clip {fmt(d['clip'])}, median norm "
+                f"{fmt(d['median_norm'])})")
+
     def __call__(self, run) -> list[Finding]:
         clip = config_number(run, "clip_grad_norm")
         if clip is None or clip <= 0:

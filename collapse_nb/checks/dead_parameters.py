@@ -59,6 +59,46 @@ class DeadParameters(Check):
     critical_fraction: float = 0.5
     intermittent_fraction: float = 0.5
 
+
+    explains = {
+        "dead_output_head": {
+            "variance_collapse": (0.9, "the output head gets no gradient, so the predictions cannot learn to vary"),
+            "chance_level_loss": (0.8, "no gradient reaches the outputs"),
+            "loss_plateau": (0.8, "no gradient reaches the outputs"),
+        },
+        "dead_majority": {
+            "variance_collapse": (0.9, "most of the parameters get no gradient: what still learns (often little "
+                                       "more than the output bias) cannot make the predictions vary"),
+            "loss_plateau": (0.8, "most of the model cannot learn, so the loss cannot fall"),
+            "chance_level_loss": (0.8, "with most of the model cut off, only a near-constant prediction is learned"),
+        },
+        "dead_parameters": {
+            "variance_collapse": (0.3, "a dead branch removes capacity, but the rest of the model still trains: it "
+                                       "explains part of a collapse at most"),
+            "loss_plateau": (0.3, "the dead parameters cannot contribute to lowering the loss"),
+            "chance_level_loss": (0.3, "part of the model is cut off from the loss"),
+        },
+    }
+    quantity = "Parameters with zero gradient at every step"
+
+    def rule_key(self, finding) -> str:
+        """``dead_output_head`` when the head is dead, ``dead_majority`` when more than ``critical_fraction`` is."""
+        d = finding.details
+        if finding.code == "dead_parameters":
+            if d.get("head_dead"):
+                return "dead_output_head"
+            frac, limit = d.get("fraction"), self.limits(finding).get("critical_fraction", self.critical_fraction)
+            if isinstance(frac, (int, float)) and frac > limit:
+                return "dead_majority"
+        return finding.code
+
+    def healthy_band(self, finding=None) -> str:
+        return f"0 (a norm ≤ {fmt(self.limits(finding)['zero_grad'])} counts as zero)"
+
+    def measure(self, d) -> str:
+        inter = d.get("intermittent") or []
+        return f"{d['n_dead']} of {d['n_params']}" + (f" (+{len(inter)} zero at most steps)" if inter else "")
+
     def __call__(self, run) -> list[Finding]:
         parts, seen = [], set()
         g = run.grads

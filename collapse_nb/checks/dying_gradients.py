@@ -44,6 +44,15 @@ class DyingGradients(Check):
     min_dead: int = 3
     min_dead_fraction: float = 0.1
 
+
+    explains = {
+        "gradients_die": {
+            "loss_plateau": (0.4, "parameters that stopped receiving gradient stopped learning"),
+            "variance_collapse": (0.3, "modules cut off part-way through leave less of the model to spread the "
+                                       "outputs (unless the collapse came first: see the finding)"),
+        },
+    }
+
     def __call__(self, run) -> list[Finding]:
         g = run.grads
         if g.empty or g["param"].isna().all() or g["grad_norm"].notna().sum() == 0:

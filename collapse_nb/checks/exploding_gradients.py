@@ -60,6 +60,32 @@ class ExplodingGradients(Check):
     first_last_ratio: float = 70.0
     min_step_fraction: float = 0.5
 
+
+    explains = {
+        "exploding_gradients": {
+            "nonfinite_loss": (0.9, "NaN/inf or huge gradients corrupt the weights, then the loss"),
+            "loss_divergence": (0.8, "oversized updates throw the weights out of the basin"),
+            "loss_spike_unrecovered": (0.6, "a gradient spike throws the weights off; the loss jumps with it"),
+        },
+    }
+    quantity = "Gradient norm size"
+
+    def healthy_band(self, finding=None) -> str:
+        t = self.limits(finding)
+        return f"finite, below {fmt(t['threshold'])}, no spike over {fmt(t['spike_factor'])}x the median"
+
+    def measure(self, d) -> str:
+        parts = []
+        if d.get("nonfinite"):
+            parts.append(f"{d['nonfinite']} NaN/inf" + (" (survived)" if d.get("survived") else ""))
+        if "total_max" in d:
+            parts.append(f"largest total {fmt(d['total_max'])}, median {fmt(d['total_median'])}")
+        elif "max" in d:
+            parts.append(f"largest {fmt(d['max'])}")
+        if d.get("spikes"):
+            parts.append(f"{d['spikes']} spike(s)")
+        return "; ".join(parts) if parts else "finite"
+
     def __call__(self, run) -> list[Finding]:
         total, how = total_grad_norm(run)
         g = run.grads

@@ -69,6 +69,9 @@ class GANBalance(Check):
     explode: float = 10.0
     min_points: int = 10
 
+
+    symptoms = {"gan_discriminator_wins": 1.0, "gan_loss_explodes": 1.0}
+
     def __call__(self, run) -> list[Finding]:
         cat = run.series if hasattr(run, "series") else pd.DataFrame()
         nets = set(cat.loc[cat["role"].isin(["objective", "component"]), "network"].dropna()) if len(cat) else set()

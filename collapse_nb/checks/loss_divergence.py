@@ -43,6 +43,16 @@ class LossDivergence(Check):
     end_frac: float = 0.1
     min_points: int = 5
 
+
+    symptoms = {"loss_divergence": 1.0}
+    quantity = "Train loss at the end / its minimum"
+
+    def healthy_band(self, finding=None) -> str:
+        return f"≤ {fmt(self.limits(finding)['factor'])}x"
+
+    def measure(self, d) -> str:
+        return f"{d['factor']:.1f}x (minimum {fmt(d['min'])} at {d['min_where']}, end {fmt(d['end'])})"
+
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
         c = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True) if len(c) else c

@@ -55,6 +55,20 @@ class LossPlateau(Check):
     min_points: int = 5
     trained_start: float = 0.5
 
+
+    symptoms = {"loss_plateau": 1.0}
+    quantity = "Train loss trend (end of run)"
+
+    def healthy_band(self, finding=None) -> str:
+        t = self.limits(finding)
+        return f"falls ≥ {t['min_improvement']:.0%} over the last {t['window_frac']:.0%} of the run"
+
+    def measure(self, d) -> str:
+        imp = d["improvement"]
+        change = f"fell {imp:.1%}" if imp >= 0 else f"rose {-imp:.1%}"
+        return (f"{change} over the last {d['window_points']} {d['unit']} "
+                f"({fmt(d['window_start'])} → {fmt(d['window_end'])})")
+
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
         c = c[np.isfinite(c["value"].astype("float64"))] if len(c) else c

@@ -50,6 +50,9 @@ class LossSpikes(Check):
     recover_tol: float = 0.1
     min_points: int = 40
 
+
+    symptoms = {"loss_spike_unrecovered": 1.0}
+
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
         c = c[np.isfinite(c["value"].astype("float64")) & (c["value"].astype("float64") > 0)].reset_index(

@@ -49,6 +49,23 @@ class LRScheduleMismatch(Check):
     peak_tolerance: float = 0.1
     within_epoch_change: float = 0.05
 
+
+    explains = {
+        "lr_schedule_mismatch": {
+            "loss_plateau": (0.5, "the learning rate is not what was configured"),
+            "loss_divergence": (0.5, "a learning rate above the intended one can diverge"),
+            "variance_collapse": (0.2, "a wrong (low) learning rate with healthy gradients slows learning but "
+                                       "explains a collapse only weakly"),
+        },
+    }
+    quantity = "Logged LR vs configured schedule (median error)"
+
+    def healthy_band(self, finding=None) -> str:
+        return f"≤ {self.limits(finding)['fit_tolerance']:.0%}"
+
+    def measure(self, d) -> str:
+        return f"{d['median_err']:.1%} ({d.get('description', 'best fitting schedule')})"
+
     def __call__(self, run) -> list[Finding]:
         peak = config_number(run, "learning_rate")
         steps, per_epoch = self._logged(run)

@@ -34,6 +34,19 @@ class NonfiniteLoss(Check):
     name = "nonfinite_loss"
     huge: float = 1e5
 
+
+    symptoms = {"nonfinite_loss": 1.0}
+    explains = {"nonfinite_loss": {"loss_divergence": (0.5, "the loss blew up")}}
+    quantity = "NaN/inf loss values"
+
+    def healthy_band(self, finding=None) -> str:
+        return f"0 (and none ≥ {fmt(self.limits(finding)['huge'])})"
+
+    def measure(self, d) -> str:
+        if "nonfinite" in d:
+            return f"{d['nonfinite']} NaN/inf ({d['nan']} NaN, {d['inf']} inf), {d['huge']} huge"
+        return f"0 of {d['n']:,}"
+
     def __call__(self, run) -> list[Finding]:
         s = run.scalars
         cat = run.series if hasattr(run, "series") else None

@@ -39,6 +39,23 @@ class OutputHead(Check):
     name = "output_head"
     ratio: float = 1e-3
 
+
+    explains = {
+        "tiny_output_head": {
+            "variance_collapse": (0.9, "an output head orders of magnitude smaller than the other layers maps every "
+                                       "input to nearly the same output"),
+            "chance_level_loss": (0.6, "near-constant outputs score the loss of predicting the mean"),
+            "loss_plateau": (0.5, "the head's tiny weights make every other layer's gradient tiny too"),
+        },
+    }
+    quantity = "Output head weight norm / median layer"
+
+    def healthy_band(self, finding=None) -> str:
+        return f"≥ {fmt(self.limits(finding)['ratio'])}"
+
+    def measure(self, d) -> str:
+        return f"{fmt(d['ratio_first'])} at the start, {fmt(d['ratio_last'])} at the end ({d['head']})"
+
     def __call__(self, run) -> list[Finding]:
         snaps = self._snapshots(run)
         if snaps is None:

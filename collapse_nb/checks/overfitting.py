@@ -52,6 +52,19 @@ class Overfitting(Check):
     end_points: int = 2
     min_points: int = 3
 
+
+    symptoms = {"overfitting": 1.0}
+    explains = {"overfitting": {"overfitting": (0.7, "the model memorises the training set (too little data or "
+                                                     "regularisation for its size)")}}
+    quantity = "Validation loss (or metric) worse than its best"
+
+    def healthy_band(self, finding=None) -> str:
+        return f"≤ {self.limits(finding)['rise']:.0%}"
+
+    def measure(self, d) -> str:
+        return (f"{d['rise']:+.1%} ({d.get('val_series', 'validation')}: best {fmt(d['val_best'])} at "
+                f"{d['val_best_where']}, end {fmt(d['val_end'])})")
+
     def __call__(self, run) -> list[Finding]:
         candidates = validation_series(run)
         if not candidates:

@@ -46,6 +46,38 @@ class UpdateRatio(Check):
     include_biases: bool = False
     zero_grad: float = 1e-12
 
+
+    explains = {
+        "updates_too_small": {
+            "loss_plateau": (0.8, "every layer's updates are tiny relative to its weights (a learning rate far too "
+                                  "low): the model barely moves, so the loss stays flat"),
+            "chance_level_loss": (0.7, "a model that barely moves stays at the loss of its initialisation"),
+            "variance_collapse": (0.6, "the outputs never leave the near-constant values a fresh initialisation "
+                                       "gives"),
+        },
+        "update_ratio": {
+            "loss_plateau": (0.5, "layers whose updates are tiny relative to their weights barely learn"),
+            "variance_collapse": (0.3, "the layers that barely move cannot spread the outputs"),
+            "loss_divergence": (0.5, "updates large relative to the weights destabilise training"),
+        },
+    }
+    quantity = "Update / weight norm per step"
+
+    def rule_key(self, finding) -> str:
+        """``updates_too_small`` when the median layer's ratio is below ``too_small`` (the whole model barely moves)."""
+        ratio = finding.details.get("median_ratio")
+        limit = self.limits(finding).get("too_small", self.too_small)
+        if finding.code == "update_ratio" and isinstance(ratio, (int, float)) and ratio < limit:
+            return "updates_too_small"
+        return finding.code
+
+    def healthy_band(self, finding=None) -> str:
+        t = self.limits(finding)
+        return f"{fmt(t['too_small'])} to {fmt(t['too_big'])} (~1e-3)"
+
+    def measure(self, d) -> str:
+        return f"{fmt(d['median_ratio'])} (median of {d['layers']} weight matrices)"
+
     def __call__(self, run) -> list[Finding]:
         g = run.grads
         if g.empty or g["param"].isna().all():

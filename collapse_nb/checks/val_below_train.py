@@ -68,6 +68,19 @@ class ValBelowTrain(Check):
     dropout_ratio: float = 1.3
     tolerance: float = 0.25
 
+
+    #: half the weight of a failure: a validation loss below the training loss spoils no prediction, it
+    #: misleads the reading of the curves and is often bookkeeping
+    symptoms = {"val_below_train": 0.5}
+    quantity = "Train loss / validation loss"
+
+    def healthy_band(self, finding=None) -> str:
+        t = self.limits(finding)
+        return f"≤ {fmt(t['dropout_ratio'])} (dropout-style gap); flagged above {fmt(t['ratio'])}"
+
+    def measure(self, d) -> str:
+        return f"{d['ratio_median']:.2f}x (median of {d['evaluations']} evaluation(s))"
+
     def __call__(self, run) -> list[Finding]:
         sets = [c for c in validation_series(run) if c["val_name"] == "loss"] or [
             {"eval_set": None, "label": "validation loss"}]

@@ -60,6 +60,25 @@ class VanishingGradients(Check):
     min_step_fraction: float = 0.5
     zero: float = 1e-12
 
+
+    explains = {
+        "vanishing_gradients": {
+            "loss_plateau": (0.7, "gradients too small to move the weights keep the loss flat"),
+            "variance_collapse": (0.5, "layers that do not learn leave the outputs near their initial, constant "
+                                       "values"),
+            "chance_level_loss": (0.6, "nothing is learned"),
+            "update_ratio": (0.8, "an update is the learning rate times the gradient: vanishing gradients make the "
+                                  "updates tiny"),
+        },
+    }
+    quantity = "Total gradient norm (range)"
+
+    def healthy_band(self, finding=None) -> str:
+        return f"above {fmt(self.limits(finding)['threshold'])} at most steps"
+
+    def measure(self, d) -> str:
+        return f"{fmt(d['total_min'])} - {fmt(d['total_max'])} (median {fmt(d['total_median'])})"
+
     def __call__(self, run) -> list[Finding]:
         total, how = total_grad_norm(run)
         pp = per_param(run, self.zero)

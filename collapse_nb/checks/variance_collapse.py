@@ -52,6 +52,24 @@ class VarianceCollapse(Check):
     min_rows: int = 3
     phase: str = "train"
 
+
+    symptoms = {"variance_collapse": 1.0}
+    explains = {
+        "variance_collapse": {
+            "chance_level_loss": (0.8, "predicting a near-constant scores the loss of predicting the mean"),
+            "loss_plateau": (0.6, "a model stuck at a constant output keeps the loss flat"),
+        },
+    }
+    quantity = "Prediction std / target std"
+
+    def healthy_band(self, finding=None) -> str:
+        t = self.limits(finding)
+        return f"≥ {fmt(t['warning_ratio'])} (collapsed below {fmt(t['critical_ratio'])})"
+
+    def measure(self, d) -> str:
+        return (f"{fmt(d['ratio_last'])} ({one_in(d['ratio_last'])}): pred std {fmt(d['pred_std_last'])} vs target "
+                f"std {fmt(d['target_std_last'])}")
+
     def __call__(self, run) -> list[Finding]:
         out = run.outputs
         if out.empty or out[["pred_std", "target_std"]].dropna().empty:

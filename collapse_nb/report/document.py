@@ -17,14 +17,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Union
+from typing import Any, Iterable, Union
 
 import numpy as np
 import pandas as pd
 
-from ..checks import CHECKS
-from ..checks._base import fmt, one_in
-from ..diagnose import EXPLAINS, SYMPTOMS
+from ..checks import DEFAULT_CHECKS
+from ..checks._base import fmt
+from ..diagnose import EXPLAINS, SYMPTOMS, rule_key
 from ..findings import CHECK_FAILED, NOT_CHECKED, Finding, is_problem
 
 #: Finding severity -> the status word a reader sees.
@@ -217,18 +217,12 @@ def _pct(x: float) -> str:
     return f"{x:.0%}"
 
 
-def _rule_key(f: Finding) -> str:
-    if f.code == "dead_parameters" and f.details.get("head_dead"):
-        return "dead_output_head"
-    return f.code
-
-
 def _why(cause: Finding, symptom: str) -> str:
     """Why ``cause`` explains ``symptom``, in words (diagnose.EXPLAINS, or the check's own top cause)."""
     if cause.code == "val_below_train" and symptom == "val_below_train":
         top = (cause.details.get("causes") or [{}])[0]
         return str(top.get("text", "")).rstrip(".")
-    rule = EXPLAINS.get(_rule_key(cause), {}).get(symptom)
+    rule = EXPLAINS.get(rule_key(cause), {}).get(symptom)
     return rule[1] if rule else ""
 
 
@@ -587,149 +581,27 @@ def not_wrong(findings: list[Finding]) -> list[Any]:
 
 # ----------------------------------------------------------------------------- healthy vs this run
 
-def _t(f: Finding | None, check: str) -> dict[str, Any]:
-    th = dict(f.details.get("thresholds", {})) if f is not None else {}
-    if not th and check in CHECKS:
-        th = CHECKS[check]().thresholds()
-    return th
-
-
-def _measure_variance(d: dict) -> str:
-    return (f"{fmt(d['ratio_last'])} ({one_in(d['ratio_last'])}): pred std {fmt(d['pred_std_last'])} vs target "
-            f"std {fmt(d['target_std_last'])}")
-
-
-def _measure_gap(d: dict) -> str:
-    return f"{d['ratio_median']:.2f}x (median of {d['evaluations']} evaluation(s))"
-
-
-def _measure_dead(d: dict) -> str:
-    text = f"{d['n_dead']} of {d['n_params']}"
-    inter = d.get("intermittent") or []
-    return text + (f" (+{len(inter)} zero at most steps)" if inter else "")
-
-
-def _measure_grad_range(d: dict) -> str:
-    return f"{fmt(d['total_min'])} - {fmt(d['total_max'])} (median {fmt(d['total_median'])})"
-
-
-def _measure_explode(d: dict) -> str:
-    parts = []
-    if d.get("nonfinite"):
-        parts.append(f"{d['nonfinite']} NaN/inf")
-    if "total_max" in d:
-        parts.append(f"largest total {fmt(d['total_max'])}, median {fmt(d['total_median'])}")
-    elif "max" in d:
-        parts.append(f"largest {fmt(d['max'])}")
-    if d.get("spikes"):
-        parts.append(f"{d['spikes']} spike(s)")
-    return "; ".join(parts) if parts else "finite"
-
-
-def _measure_update(d: dict) -> str:
-    return f"{fmt(d['median_ratio'])} (median of {d['layers']} weight matrices)"
-
-
-def _measure_plateau(d: dict) -> str:
-    imp = d["improvement"]
-    change = f"fell {imp:.1%}" if imp >= 0 else f"rose {-imp:.1%}"
-    return (f"{change} over the last {d['window_points']} {d['unit']} "
-            f"({fmt(d['window_start'])} → {fmt(d['window_end'])})")
-
-
-def _measure_divergence(d: dict) -> str:
-    return f"{d['factor']:.1f}x (minimum {fmt(d['min'])} at {d['min_where']}, end {fmt(d['end'])})"
-
-
-def _measure_nonfinite(d: dict) -> str:
-    if "nonfinite" in d:
-        return f"{d['nonfinite']} NaN/inf ({d['nan']} NaN, {d['inf']} inf), {d['huge']} huge"
-    return f"0 of {d['n']:,}"
-
-
-def _measure_head(d: dict) -> str:
-    return f"{fmt(d['ratio_first'])} at the start, {fmt(d['ratio_last'])} at the end ({d['head']})"
-
-
-def _measure_clip(d: dict) -> str:
-    return (f"{d['fraction_clipped']:.0%} of {d['steps']} steps (clip {fmt(d['clip'])}, median norm "
-            f"{fmt(d['median_norm'])})")
-
-
-def _measure_lr(d: dict) -> str:
-    return f"{d['median_err']:.1%} ({d.get('description', 'best fitting schedule')})"
-
-
-def _measure_chance(d: dict) -> str:
-    if "loss_over_var" in d:
-        return f"{d['loss_over_var']:.2f}"
-    return f"loss {fmt(d['loss_end'])} vs ln {d['k']} = {fmt(d['chance_loss'])}"
-
-
-def _measure_overfit(d: dict) -> str:
-    return (f"{d['rise']:+.1%} (minimum {fmt(d['val_min'])} at {d['val_min_where']}, end "
-            f"{fmt(d['val_end'])})")
-
-
-def _band_chance(t: dict, f: Finding | None) -> str:
-    if f is not None and "k" in f.details:
-        return f"more than {t['tolerance']:.0%} below ln K (uniform guessing)"
-    return f"below {fmt(1 - 3 * t['tolerance'])} (1 = predicting the mean)"
-
-
-#: (check, quantity, healthy band from the thresholds, measured value from the details)
-HEALTHY_ROWS: list[tuple[str, str, Callable[[dict, Any], str], Callable[[dict], str]]] = [
-    ("variance_collapse", "Prediction std / target std",
-     lambda t, f: f"≥ {fmt(t['warning_ratio'])} (collapsed below {fmt(t['critical_ratio'])})", _measure_variance),
-    ("val_below_train", "Train loss / validation loss",
-     lambda t, f: f"≤ {fmt(t['dropout_ratio'])} (dropout-style gap); flagged above {fmt(t['ratio'])}",
-     _measure_gap),
-    ("dead_parameters", "Parameters with zero gradient at every step",
-     lambda t, f: f"0 (a norm ≤ {fmt(t['zero_grad'])} counts as zero)", _measure_dead),
-    ("vanishing_gradients", "Total gradient norm (range)",
-     lambda t, f: f"above {fmt(t['threshold'])} at most steps", _measure_grad_range),
-    ("exploding_gradients", "Gradient norm size",
-     lambda t, f: f"finite, below {fmt(t['threshold'])}, no spike over {fmt(t['spike_factor'])}x the median",
-     _measure_explode),
-    ("update_ratio", "Update / weight norm per step",
-     lambda t, f: f"{fmt(t['too_small'])} to {fmt(t['too_big'])} (~1e-3)", _measure_update),
-    ("output_head", "Output head weight norm / median layer",
-     lambda t, f: f"≥ {fmt(t['ratio'])}", _measure_head),
-    ("loss_plateau", "Train loss trend (end of run)",
-     lambda t, f: f"falls ≥ {t['min_improvement']:.0%} over the last {t['window_frac']:.0%} of the run",
-     _measure_plateau),
-    ("loss_divergence", "Train loss at the end / its minimum",
-     lambda t, f: f"≤ {fmt(t['factor'])}x", _measure_divergence),
-    ("nonfinite_loss", "NaN/inf loss values",
-     lambda t, f: f"0 (and none ≥ {fmt(t['huge'])})", _measure_nonfinite),
-    ("chance_level_loss", "Loss vs chance level (loss / target variance)", _band_chance, _measure_chance),
-    ("overfitting", "Validation loss rise from its minimum",
-     lambda t, f: f"≤ {t['rise']:.0%}", _measure_overfit),
-    ("clipping_saturated", "Steps with gradient clipping active",
-     lambda t, f: f"≤ {t['frequent_fraction']:.0%}", _measure_clip),
-    ("lr_schedule_mismatch", "Logged LR vs configured schedule (median error)",
-     lambda t, f: f"≤ {t['fit_tolerance']:.0%}", _measure_lr),
-]
-
-
 def healthy_rows(findings: list[Finding]) -> list[dict[str, str]]:
-    """One dict per measured quantity: ``quantity, healthy, this_run, status, check``."""
+    """One dict per measured quantity (every check with a ``quantity``, in the order they run):
+    ``quantity, healthy, this_run, status, check``. The band and the figure come from the check itself."""
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
         by_check.setdefault(f.check, []).append(f)
     rows = []
-    for check, quantity, band, measure in HEALTHY_ROWS:
+    for cls in DEFAULT_CHECKS:
+        if not cls.quantity:
+            continue
+        check, c = cls.name, cls()
         fs = by_check.get(check, [])
         f = next((x for x in fs if x.code not in (NOT_CHECKED, CHECK_FAILED)), None)
         skipped = next((x for x in fs if x.code in (NOT_CHECKED, CHECK_FAILED)), None)
-        t = _t(f, check)
         try:
-            healthy = band(t, f)
+            healthy = c.healthy_band(f) or "see docs/checks.md"
         except (KeyError, TypeError, ValueError):
             healthy = "see docs/checks.md"
         if f is not None:
             try:
-                this = measure(f.details)
+                this = c.measure(f.details) or f.title
             except (KeyError, TypeError, ValueError):
                 this = f.title
             status = status_of(f)
@@ -738,7 +610,8 @@ def healthy_rows(findings: list[Finding]) -> list[dict[str, str]]:
             status = status_of(skipped)
         else:
             this, status = "not flagged (the check reported nothing)", "no finding"
-        rows.append({"quantity": quantity, "healthy": healthy, "this_run": this, "status": status, "check": check})
+        rows.append({"quantity": cls.quantity, "healthy": healthy, "this_run": this, "status": status,
+                     "check": check})
     return rows
 
 
@@ -830,7 +703,8 @@ def appendix(run: Any, findings: list[Finding]) -> list[Any]:
         if f.check in seen or not f.check:
             continue
         seen.add(f.check)
-        t = _t(f, f.check)
+        owner = next((c for c in DEFAULT_CHECKS if c.name == f.check), None)
+        t = dict(f.details.get("thresholds") or {}) or (owner().thresholds() if owner is not None else {})
         th_rows.append([f.check, ", ".join(f"{k}={cell_text(v)}" for k, v in t.items())])
     if th_rows:
         blocks.append(Subsection("Checks and thresholds used", [Table(["Check", "Thresholds"], th_rows)],

@@ -166,3 +166,18 @@ def test_an_empty_run_is_not_checked_by_every_check():
     assert [f.code for f in fs if f.check == "coverage"] == ["objective_not_found"]
     others = [f for f in fs if f.check != "coverage"]
     assert {f.code for f in others} == {"not_checked"} and len(others) == len(CHECKS) - 1
+
+
+def test_the_rules_live_on_the_checks_and_the_report_reads_them():
+    from collapse_nb.checks import CHECKS as ALL
+    from collapse_nb.diagnose import EXPLAINS, SYMPTOMS, rule_key
+    from collapse_nb.report.document import _why
+    assert "variance_collapse" in SYMPTOMS and "gan_discriminator_wins" in SYMPTOMS
+    assert all(any(key in c.explains for c in ALL.values()) for key in EXPLAINS)
+    majority = Finding("dead_parameters", "critical", "d", check="dead_parameters",
+                       details={"fraction": 0.8, "head_dead": False, "thresholds": {"critical_fraction": 0.5}})
+    assert rule_key(majority) == "dead_majority"
+    # the report's reason is the diagnosis's reason (it once read the branch rule for a dead majority)
+    assert _why(majority, "variance_collapse") == EXPLAINS["dead_majority"]["variance_collapse"][1]
+    tiny = Finding("update_ratio", "warning", "u", check="update_ratio", details={"median_ratio": 1e-7})
+    assert rule_key(tiny) == "updates_too_small"

@@ -5,15 +5,9 @@ A check is a dataclass whose fields are its thresholds (documented defaults);
 helpers here only read the run's public tables (``scalars``, ``epochs``,
 ``outputs``, ``grads``, ``params``, ``config``) and never change them.
 
-Conventions the helpers fix for all checks:
-
-- **time order**: rows are ordered by segment, then ``step`` when every row has
-  one, else by ``epoch`` then ``batch`` (an epoch-level row, without a batch,
-  after that epoch's batches), then the file line;
-- **one segment**: a file with restarts holds several runs; a check looks at the
-  segment with the most rows of what it needs (ties: the later one) so a crashed
-  first attempt and its restart are not read as one curve;
-- **where**: a row is named ``step 1200``, ``epoch 3 batch 150`` or ``epoch 3``.
+The time axis (order, segments, one file per curve, the densest honest series, ``where``) is
+:mod:`collapse_nb.timeaxis`, and numbers in sentences are :mod:`collapse_nb.wording`; both are
+re-exported here for the checks.
 """
 from __future__ import annotations
 
@@ -26,6 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding, not_checked
+from ..timeaxis import (LOSS_COLUMNS, add_where, continues_each_other, curve, curve_basis,  # noqa: F401
+                        loss_rows, main_segment, missing_loss, order, step_is_global, where)
+from ..wording import fmt, one_in, times  # noqa: F401
 
 #: Name words of an output layer (used to tell the head among the parameters).
 HEAD_WORDS = re.compile(r"(^|[._])(projection|proj|head|heads|output|out|fc|classifier|lm_head|logits|out_proj|"
@@ -87,33 +84,7 @@ class Check:
         return [not_checked(self.name, missing)]
 
 
-# ----------------------------------------------------------------------------- numbers and words
-
-def fmt(x: Any, digits: int = 3) -> str:
-    """A number for a sentence: ``0.0805``, ``3.1``, ``1.2e-07``, ``1e-05``, ``12,345``; ``NaN``/``inf`` as such."""
-    if x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA:
-        return "n/a"
-    x = float(x)
-    if not math.isfinite(x):
-        return "NaN" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-    if x == 0:
-        return "0"
-    if x.is_integer() and abs(x) < 1e7:
-        return f"{int(x):,}"
-    return f"{x:.{digits}g}"
-
-
-def times(x: float) -> str:
-    """A factor for a sentence: ``3.1x``."""
-    return f"{x:.2g}x" if abs(x) < 10 else f"{x:,.0f}x"
-
-
-def one_in(ratio: float) -> str:
-    """``0.033`` -> ``1:30`` (the seed report's way of writing a std ratio)."""
-    if not ratio or not math.isfinite(ratio) or ratio <= 0:
-        return "n/a"
-    return f"1:{1 / ratio:.0f}" if ratio < 1 else f"{ratio:.2g}:1"
-
+# ----------------------------------------------------------------------------- parameter names
 
 def head_param(names: list[str]) -> str | None:
     """The output head's weight among parameter names in logging order, or ``None``.
@@ -141,227 +112,7 @@ def is_weight_matrix(param: str) -> bool:
     return not is_bias(param) and not NORM_WORDS.search(param)
 
 
-# ----------------------------------------------------------------------------- time order and segments
-
-def _num(s: pd.Series) -> np.ndarray:
-    return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan) if len(s) else \
-        np.array([], dtype="float64")
-
-
-def order(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` in time order (see the module docstring), index reset."""
-    if df.empty:
-        return df.reset_index(drop=True)
-    keys: dict[str, np.ndarray] = {}
-    keys["seg"] = _num(df["segment"]) if "segment" in df else np.zeros(len(df))
-    step = _num(df["step"]) if "step" in df else np.full(len(df), np.nan)
-    ep = _num(df["epoch"]) if "epoch" in df else np.full(len(df), np.nan)
-    if not np.isnan(step).any() and _step_restarts_each_epoch(ep, step):
-        keys["a"] = ep                        # pix2pix 'iters': a counter within the epoch, not a global step
-        keys["b"] = step
-    elif not np.isnan(step).any():
-        keys["a"] = step
-        keys["b"] = np.zeros(len(df))
-    else:
-        ep = _num(df["epoch"]) if "epoch" in df else np.full(len(df), np.nan)
-        bt = _num(df["batch"]) if "batch" in df else np.full(len(df), np.nan)
-        keys["a"] = np.where(np.isnan(ep), np.where(np.isnan(step), np.inf, step), ep)
-        keys["b"] = np.where(np.isnan(bt), np.inf, bt)          # an epoch-level row after the epoch's batches
-    keys["line"] = _num(df["line"]) if "line" in df else np.arange(len(df), dtype="float64")
-    keys["line"] = np.where(np.isnan(keys["line"]), np.arange(len(df)), keys["line"])
-    idx = np.lexsort((keys["line"], keys["b"], keys["a"], np.nan_to_num(keys["seg"])))
-    return df.iloc[idx].reset_index(drop=True)
-
-
-def _step_restarts_each_epoch(ep: np.ndarray, step: np.ndarray) -> bool:
-    """True when ``step`` counts within each epoch (it goes back when the epoch moves on)."""
-    if np.isnan(ep).any() or len(np.unique(ep)) < 2:
-        return False
-    idx = np.lexsort((step, ep))
-    return bool((np.diff(step[idx]) < 0).any())
-
-
-def step_is_global(df: pd.DataFrame) -> bool:
-    """Every row has a step and the step does not restart with each epoch: it can be the x axis alone."""
-    if df.empty or "step" not in df or df["step"].isna().any():
-        return False
-    ep = _num(df["epoch"]) if "epoch" in df else np.full(len(df), np.nan)
-    return not _step_restarts_each_epoch(ep, _num(df["step"]))
-
-
-def main_segment(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the segment with the most rows (ties: the later segment)."""
-    if df.empty or "segment" not in df or df["segment"].nunique(dropna=True) <= 1:
-        return df
-    seg = df["segment"].fillna(0).astype("int64")
-    counts = seg.value_counts()
-    best = max(counts.index, key=lambda s: (counts[s], s))
-    return df[seg == best]
-
-
-def where(row: Any) -> str:
-    """``step 1200`` / ``epoch 3 batch 150`` / ``epoch 3`` for a row (Series or dict)."""
-    get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
-
-    def val(k):
-        v = get(k, None)
-        return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v
-
-    step, epoch, batch = val("step"), val("epoch"), val("batch")
-    parts = []
-    if epoch is not None:
-        parts.append(f"epoch {fmt(epoch)}")
-        if batch is not None:
-            parts.append(f"batch {int(batch)}")
-    if step is not None:
-        parts = [f"step {int(step)}"] + ([parts[0]] if parts else [])
-        return parts[0] if len(parts) == 1 else f"{parts[0]} ({parts[1]})"
-    return " ".join(parts) if parts else "?"
-
-
-def add_where(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    out["where"] = [where(r) for r in out.to_dict(orient="records")] if len(out) else []
-    return out
-
-
-# ----------------------------------------------------------------------------- loss curves
-
-LOSS_COLUMNS = ["segment", "epoch", "batch", "step", "value", "line", "source", "raw_name"]
-
-
-def loss_rows(run, phase: str, name: str = "loss", network: str | None = None,
-              eval_set: str | None = None) -> pd.DataFrame:
-    """Rows of one metric for one phase (``train`` also takes rows with no phase), in time order.
-
-    For ``name="loss"`` the rows are the phase's *objective* (:meth:`Run.objective`): the logged
-    total, the one loss series, or the sum of the components, for one ``network`` and ``eval_set``.
-    Summary rows (a run average, a best-so-far value) are never part of the curve.
-    """
-    s = run.scalars
-    if s.empty:
-        return pd.DataFrame(columns=LOSS_COLUMNS)
-    if name == "loss" and hasattr(run, "objective"):
-        obj = run.objective(phase, network, eval_set)
-        rows = obj.rows if obj.found else pd.DataFrame(columns=LOSS_COLUMNS)
-        out = order(rows[LOSS_COLUMNS]) if len(rows) else rows
-        out.attrs["series"] = obj.description
-        out.attrs["missing"] = obj.reason
-        return out
-    mask = (s["name"] == name) & s["param"].isna()
-    ph = s["phase"]
-    mask &= (ph == phase) | (ph.isna() if phase == "train" else False)
-    picked = s.loc[mask]
-    if len(picked):
-        from ..series import summary_rows
-        picked = picked[~summary_rows(picked).to_numpy()]
-    out = order(picked[LOSS_COLUMNS])
-    out.attrs["series"] = f"the {phase} {name}"
-    return out
-
-
-def curve(run, phase: str, name: str = "loss", level: str = "auto", network: str | None = None,
-          eval_set: str | None = None) -> pd.DataFrame:
-    """One value per time point of a metric in the main segment: ``x, value, epoch, batch, step, where, level``.
-
-    ``level``: ``"epoch"`` (epoch-level rows only, or the mean of each epoch's step rows when none),
-    ``"step"`` (per-batch / per-step rows), or ``"auto"``: the densest honest series, i.e. the step
-    rows when there are more of them than epochs (a run of 1,010 steps that all say ``epoch=0`` is
-    1,010 points), else the epoch rows. A step row is one with a batch, without an epoch, or of a
-    raw name logged more than once in some epoch (Lightning's ``*_step``); the others are epoch rows.
-    Several values at one time point (two files saying the same) are averaged. ``attrs["series"]``
-    says which series it is (:func:`loss_rows`), ``attrs["level"]`` its resolution.
-    """
-    all_rows = loss_rows(run, phase, name, network, eval_set)
-    rows = main_segment(all_rows)
-    cols = ["x", "value", "epoch", "batch", "step", "where", "level"]
-    if rows.empty:
-        out = pd.DataFrame(columns=cols)
-        out.attrs.update(all_rows.attrs)
-        return out
-    series_key = rows["source"].astype(str) + "\x00" + rows["raw_name"].astype(str)
-    with_epoch = rows["epoch"].notna()
-    per_epoch = rows[with_epoch].groupby([series_key[with_epoch], rows.loc[with_epoch, "epoch"]]).size()
-    dense = set(per_epoch[per_epoch > 1].index.get_level_values(0)) if len(per_epoch) else set()
-    ep_values = pd.to_numeric(rows["epoch"], errors="coerce")
-    fractional = ep_values.notna() & (ep_values != ep_values.round())       # HF's epoch 0.91: a step's place
-    fractional_series = set(series_key[fractional])
-    stepwise = rows["batch"].notna() | rows["epoch"].isna() | series_key.isin(dense | fractional_series)
-    epoch_level, per_step = _one_source(rows[~stepwise], ["epoch"]), _one_source(rows[stepwise], ["epoch", "batch", "step"])
-    whole_epochs = np.floor(pd.to_numeric(per_step["epoch"], errors="coerce").astype("float64"))
-    n_epochs = max(epoch_level["epoch"].nunique(), int(pd.Series(whole_epochs).nunique()))
-    step_points = len(per_step.drop_duplicates(subset=["epoch", "batch", "step"]))
-    use_epoch = level == "epoch" or (level == "auto" and (per_step.empty or step_points <= n_epochs))
-    if use_epoch:
-        if epoch_level.empty:
-            epoch_level = per_step.dropna(subset=["epoch"])
-        g = epoch_level.groupby("epoch", sort=True).agg(value=("value", "mean"), step=("step", "max"))
-        out = g.reset_index()
-        out["batch"] = pd.NA
-        out["x"] = out["epoch"].astype("float64")
-        out["level"] = "epoch"
-    else:
-        src = per_step if len(per_step) else rows
-        key = ["step"] if step_is_global(src) else ["epoch", "batch", "step"]
-        g = src.groupby(key, sort=False, dropna=False).agg(
-            value=("value", "mean"), **{c: (c, "first") for c in ("epoch", "batch", "step") if c not in key})
-        out = order(g.reset_index())
-        out["x"] = out["step"].astype("float64") if key == ["step"] else np.arange(len(out), dtype="float64")
-        out["level"] = "step"
-    out = add_where(out)
-    out = out[cols].reset_index(drop=True)
-    out.attrs.update(all_rows.attrs)
-    out.attrs["level"] = out["level"].iloc[0] if len(out) else None
-    return out
-
-
-def _one_source(rows: pd.DataFrame, when: list[str]) -> pd.DataFrame:
-    """The rows of the file with the most distinct time points (ties: more rows, then the name).
-
-    Two files of one run (a text log and TensorBoard, a CSV and a capture log) log the same loss at
-    different resolutions and sometimes differently (per micro-batch, per optimizer step): a curve
-    is read from one of them, never from their mixture.
-    """
-    if rows.empty or "source" not in rows or rows["source"].nunique(dropna=False) <= 1:
-        return rows
-    src = rows["source"].astype(str)
-    if continues_each_other(rows):
-        return rows            # a run resumed into a new file: one timeline
-    points = rows[when].assign(_s=src.to_numpy()).drop_duplicates().groupby("_s").size()
-    counts = src.value_counts()
-    best = sorted(points.index, key=lambda k: (-points[k], -counts[k], k))[0]
-    return rows[src == best]
-
-
-def continues_each_other(rows: pd.DataFrame) -> bool:
-    """The files of ``rows`` cover consecutive step ranges (each starts where the one before it stopped, at most
-    repeating its last step): a run resumed into a new file (Lightning's ``version_1`` after ``version_0``)."""
-    if "step" not in rows or rows["step"].isna().any():
-        return False
-    st = pd.to_numeric(rows["step"], errors="coerce").astype("float64")
-    span = st.groupby(rows["source"].astype(str).to_numpy()).agg(["min", "max"]).sort_values("min")
-    if len(span) < 2:
-        return False
-    return bool((span["min"].to_numpy()[1:] >= span["max"].to_numpy()[:-1]).all())
-
-
-def curve_basis(c: pd.DataFrame) -> dict[str, Any]:
-    """What a check ran on, for its finding's details: ``series``, ``resolution``, ``points``, ``span``."""
-    if c is None or not len(c):
-        return {"series": c.attrs.get("series", "") if c is not None else "", "resolution": None, "points": 0}
-    unit = "epoch" if c["level"].iloc[0] == "epoch" else "step"
-    return {"series": c.attrs.get("series", ""), "resolution": unit, "points": int(len(c)),
-            "span": f"{c['where'].iloc[0]} to {c['where'].iloc[-1]}"}
-
-
-def missing_loss(c: pd.DataFrame, phase: str, need: int) -> str:
-    """The reason a loss check did not run: the objective's absence, or too few points of it."""
-    reason = c.attrs.get("missing") if c is not None else None
-    if reason and (c is None or not len(c)):
-        return reason
-    series = c.attrs.get("series") or f"the {phase} loss"
-    return f"{len(c)} finite points of {series} (need {need})"
-
+# ----------------------------------------------------------------------------- train and validation
 
 def tail(values: np.ndarray, frac: float, minimum: int = 1) -> np.ndarray:
     """The last ``frac`` of ``values`` (at least ``minimum`` of them)."""

@@ -1,0 +1,248 @@
+"""The time axis of a run's series: order, segments, placement, and the densest honest curve.
+
+Used by the checks (and through them the report), so that every reader of a curve orders and
+picks it the same way:
+
+- **time order** (:func:`order`): rows by segment, then ``step`` when every row has one (unless
+  the step restarts with each epoch, as pix2pix's ``iters``: then epoch, then step), else by
+  ``epoch`` then ``batch`` (an epoch-level row, without a batch, after that epoch's batches),
+  then the file line;
+- **one segment** (:func:`main_segment`): a file with restarts holds several runs; the segment
+  with the most rows is read (ties: the later one) so a crashed first attempt and its restart are
+  not one curve;
+- **one file** (``_one_source``): two files of one run logging the same series at different
+  resolutions are never mixed; files whose steps continue each other (a resumed run) are one
+  timeline (:func:`continues_each_other`);
+- **the densest honest series** (:func:`curve`): step rows when there are more of them than
+  epochs, else one value per epoch; summary rows are never points;
+- **where** (:func:`where`): a row is named ``step 1200``, ``epoch 3 batch 150`` or ``epoch 3``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .series import summary_rows
+from .wording import fmt
+
+
+def _num(s: pd.Series) -> np.ndarray:
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan) if len(s) else \
+        np.array([], dtype="float64")
+
+
+def order(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` in time order (see the module docstring), index reset."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    keys: dict[str, np.ndarray] = {}
+    keys["seg"] = _num(df["segment"]) if "segment" in df else np.zeros(len(df))
+    step = _num(df["step"]) if "step" in df else np.full(len(df), np.nan)
+    ep = _num(df["epoch"]) if "epoch" in df else np.full(len(df), np.nan)
+    if not np.isnan(step).any() and _step_restarts_each_epoch(ep, step):
+        keys["a"] = ep                        # pix2pix 'iters': a counter within the epoch, not a global step
+        keys["b"] = step
+    elif not np.isnan(step).any():
+        keys["a"] = step
+        keys["b"] = np.zeros(len(df))
+    else:
+        ep = _num(df["epoch"]) if "epoch" in df else np.full(len(df), np.nan)
+        bt = _num(df["batch"]) if "batch" in df else np.full(len(df), np.nan)
+        keys["a"] = np.where(np.isnan(ep), np.where(np.isnan(step), np.inf, step), ep)
+        keys["b"] = np.where(np.isnan(bt), np.inf, bt)          # an epoch-level row after the epoch's batches
+    keys["line"] = _num(df["line"]) if "line" in df else np.arange(len(df), dtype="float64")
+    keys["line"] = np.where(np.isnan(keys["line"]), np.arange(len(df)), keys["line"])
+    idx = np.lexsort((keys["line"], keys["b"], keys["a"], np.nan_to_num(keys["seg"])))
+    return df.iloc[idx].reset_index(drop=True)
+
+
+def _step_restarts_each_epoch(ep: np.ndarray, step: np.ndarray) -> bool:
+    """True when ``step`` counts within each epoch (it goes back when the epoch moves on)."""
+    if np.isnan(ep).any() or len(np.unique(ep)) < 2:
+        return False
+    idx = np.lexsort((step, ep))
+    return bool((np.diff(step[idx]) < 0).any())
+
+
+def step_is_global(df: pd.DataFrame) -> bool:
+    """Every row has a step and the step does not restart with each epoch: it can be the x axis alone."""
+    if df.empty or "step" not in df or df["step"].isna().any():
+        return False
+    ep = _num(df["epoch"]) if "epoch" in df else np.full(len(df), np.nan)
+    return not _step_restarts_each_epoch(ep, _num(df["step"]))
+
+
+def main_segment(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the segment with the most rows (ties: the later segment)."""
+    if df.empty or "segment" not in df or df["segment"].nunique(dropna=True) <= 1:
+        return df
+    seg = df["segment"].fillna(0).astype("int64")
+    counts = seg.value_counts()
+    best = max(counts.index, key=lambda s: (counts[s], s))
+    return df[seg == best]
+
+
+def where(row: Any) -> str:
+    """``step 1200`` / ``epoch 3 batch 150`` / ``epoch 3`` for a row (Series or dict)."""
+    get = row.get if hasattr(row, "get") else (lambda k, d=None: getattr(row, k, d))
+
+    def val(k):
+        v = get(k, None)
+        return None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else v
+
+    step, epoch, batch = val("step"), val("epoch"), val("batch")
+    parts = []
+    if epoch is not None:
+        parts.append(f"epoch {fmt(epoch)}")
+        if batch is not None:
+            parts.append(f"batch {int(batch)}")
+    if step is not None:
+        parts = [f"step {int(step)}"] + ([parts[0]] if parts else [])
+        return parts[0] if len(parts) == 1 else f"{parts[0]} ({parts[1]})"
+    return " ".join(parts) if parts else "?"
+
+
+def add_where(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    out["where"] = [where(r) for r in out.to_dict(orient="records")] if len(out) else []
+    return out
+
+
+# ----------------------------------------------------------------------------- loss curves
+
+LOSS_COLUMNS = ["segment", "epoch", "batch", "step", "value", "line", "source", "raw_name"]
+
+
+def loss_rows(run, phase: str, name: str = "loss", network: str | None = None,
+              eval_set: str | None = None) -> pd.DataFrame:
+    """Rows of one metric for one phase (``train`` also takes rows with no phase), in time order.
+
+    For ``name="loss"`` the rows are the phase's *objective* (:meth:`Run.objective`): the logged
+    total, the one loss series, or the sum of the components, for one ``network`` and ``eval_set``.
+    Summary rows (a run average, a best-so-far value) are never part of the curve.
+    """
+    s = run.scalars
+    if s.empty:
+        return pd.DataFrame(columns=LOSS_COLUMNS)
+    if name == "loss" and hasattr(run, "objective"):
+        obj = run.objective(phase, network, eval_set)
+        rows = obj.rows if obj.found else pd.DataFrame(columns=LOSS_COLUMNS)
+        out = order(rows[LOSS_COLUMNS]) if len(rows) else rows
+        out.attrs["series"] = obj.description
+        out.attrs["missing"] = obj.reason
+        return out
+    mask = (s["name"] == name) & s["param"].isna()
+    ph = s["phase"]
+    mask &= (ph == phase) | (ph.isna() if phase == "train" else False)
+    picked = s.loc[mask]
+    if len(picked):
+        picked = picked[~summary_rows(picked).to_numpy()]
+    out = order(picked[LOSS_COLUMNS])
+    out.attrs["series"] = f"the {phase} {name}"
+    return out
+
+
+def curve(run, phase: str, name: str = "loss", level: str = "auto", network: str | None = None,
+          eval_set: str | None = None) -> pd.DataFrame:
+    """One value per time point of a metric in the main segment: ``x, value, epoch, batch, step, where, level``.
+
+    ``level``: ``"epoch"`` (epoch-level rows only, or the mean of each epoch's step rows when none),
+    ``"step"`` (per-batch / per-step rows), or ``"auto"``: the densest honest series, i.e. the step
+    rows when there are more of them than epochs (a run of 1,010 steps that all say ``epoch=0`` is
+    1,010 points), else the epoch rows. A step row is one with a batch, without an epoch, or of a
+    raw name logged more than once in some epoch (Lightning's ``*_step``); the others are epoch rows.
+    Several values at one time point (two files saying the same) are averaged. ``attrs["series"]``
+    says which series it is (:func:`loss_rows`), ``attrs["level"]`` its resolution.
+    """
+    all_rows = loss_rows(run, phase, name, network, eval_set)
+    rows = main_segment(all_rows)
+    cols = ["x", "value", "epoch", "batch", "step", "where", "level"]
+    if rows.empty:
+        out = pd.DataFrame(columns=cols)
+        out.attrs.update(all_rows.attrs)
+        return out
+    series_key = rows["source"].astype(str) + "\x00" + rows["raw_name"].astype(str)
+    with_epoch = rows["epoch"].notna()
+    per_epoch = rows[with_epoch].groupby([series_key[with_epoch], rows.loc[with_epoch, "epoch"]]).size()
+    dense = set(per_epoch[per_epoch > 1].index.get_level_values(0)) if len(per_epoch) else set()
+    ep_values = pd.to_numeric(rows["epoch"], errors="coerce")
+    fractional = ep_values.notna() & (ep_values != ep_values.round())       # HF's epoch 0.91: a step's place
+    fractional_series = set(series_key[fractional])
+    stepwise = rows["batch"].notna() | rows["epoch"].isna() | series_key.isin(dense | fractional_series)
+    epoch_level, per_step = _one_source(rows[~stepwise], ["epoch"]), _one_source(rows[stepwise], ["epoch", "batch", "step"])
+    whole_epochs = np.floor(pd.to_numeric(per_step["epoch"], errors="coerce").astype("float64"))
+    n_epochs = max(epoch_level["epoch"].nunique(), int(pd.Series(whole_epochs).nunique()))
+    step_points = len(per_step.drop_duplicates(subset=["epoch", "batch", "step"]))
+    use_epoch = level == "epoch" or (level == "auto" and (per_step.empty or step_points <= n_epochs))
+    if use_epoch:
+        if epoch_level.empty:
+            epoch_level = per_step.dropna(subset=["epoch"])
+        g = epoch_level.groupby("epoch", sort=True).agg(value=("value", "mean"), step=("step", "max"))
+        out = g.reset_index()
+        out["batch"] = pd.NA
+        out["x"] = out["epoch"].astype("float64")
+        out["level"] = "epoch"
+    else:
+        src = per_step if len(per_step) else rows
+        key = ["step"] if step_is_global(src) else ["epoch", "batch", "step"]
+        g = src.groupby(key, sort=False, dropna=False).agg(
+            value=("value", "mean"), **{c: (c, "first") for c in ("epoch", "batch", "step") if c not in key})
+        out = order(g.reset_index())
+        out["x"] = out["step"].astype("float64") if key == ["step"] else np.arange(len(out), dtype="float64")
+        out["level"] = "step"
+    out = add_where(out)
+    out = out[cols].reset_index(drop=True)
+    out.attrs.update(all_rows.attrs)
+    out.attrs["level"] = out["level"].iloc[0] if len(out) else None
+    return out
+
+
+def _one_source(rows: pd.DataFrame, when: list[str]) -> pd.DataFrame:
+    """The rows of the file with the most distinct time points (ties: more rows, then the name).
+
+    Two files of one run (a text log and TensorBoard, a CSV and a capture log) log the same loss at
+    different resolutions and sometimes differently (per micro-batch, per optimizer step): a curve
+    is read from one of them, never from their mixture.
+    """
+    if rows.empty or "source" not in rows or rows["source"].nunique(dropna=False) <= 1:
+        return rows
+    src = rows["source"].astype(str)
+    if continues_each_other(rows):
+        return rows            # a run resumed into a new file: one timeline
+    points = rows[when].assign(_s=src.to_numpy()).drop_duplicates().groupby("_s").size()
+    counts = src.value_counts()
+    best = sorted(points.index, key=lambda k: (-points[k], -counts[k], k))[0]
+    return rows[src == best]
+
+
+def continues_each_other(rows: pd.DataFrame) -> bool:
+    """The files of ``rows`` cover consecutive step ranges (each starts where the one before it stopped, at most
+    repeating its last step): a run resumed into a new file (Lightning's ``version_1`` after ``version_0``)."""
+    if "step" not in rows or rows["step"].isna().any():
+        return False
+    st = pd.to_numeric(rows["step"], errors="coerce").astype("float64")
+    span = st.groupby(rows["source"].astype(str).to_numpy()).agg(["min", "max"]).sort_values("min")
+    if len(span) < 2:
+        return False
+    return bool((span["min"].to_numpy()[1:] >= span["max"].to_numpy()[:-1]).all())
+
+
+def curve_basis(c: pd.DataFrame) -> dict[str, Any]:
+    """What a check ran on, for its finding's details: ``series``, ``resolution``, ``points``, ``span``."""
+    if c is None or not len(c):
+        return {"series": c.attrs.get("series", "") if c is not None else "", "resolution": None, "points": 0}
+    unit = "epoch" if c["level"].iloc[0] == "epoch" else "step"
+    return {"series": c.attrs.get("series", ""), "resolution": unit, "points": int(len(c)),
+            "span": f"{c['where'].iloc[0]} to {c['where'].iloc[-1]}"}
+
+
+def missing_loss(c: pd.DataFrame, phase: str, need: int) -> str:
+    """The reason a loss check did not run: the objective's absence, or too few points of it."""
+    reason = c.attrs.get("missing") if c is not None else None
+    if reason and (c is None or not len(c)):
+        return reason
+    series = c.attrs.get("series") or f"the {phase} loss"
+    return f"{len(c)} finite points of {series} (need {need})"

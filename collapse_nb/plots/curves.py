@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from . import _data
+from .objective import has_objective, objective_curves
 from ._common import (PHASE_COLORS, RESTART_COLOR, THRESHOLD_COLOR, MissingDataError, check_run, fmt_num, legend,
                       mark_restarts, new_axes, note_unplaced, plain_log_axis)
 
@@ -80,6 +81,9 @@ def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False) -
     """
     check_run(run, "loss_curves")
     _check_x(x, "loss_curves")
+    s = run.scalars
+    if not (s["name"] == "loss").any() and has_objective(run):
+        return objective_curves(run, ax=ax, logy=logy)       # components without a total, or a GAN's networks
     d = None
     if x in ("auto", "step"):
         d = _data.metric_over_time(run, "loss")

@@ -64,10 +64,8 @@ class LossPlateau(Check):
         return f"falls ≥ {t['min_improvement']:.0%} over the last {t['window_frac']:.0%} of the run"
 
     def measure(self, d) -> str:
-        imp = d["improvement"]
-        change = f"fell {imp:.1%}" if imp >= 0 else f"rose {-imp:.1%}"
-        return (f"{change} over the last {d['window_points']} {d['unit']} "
-                f"({fmt(d['window_start'])} → {fmt(d['window_end'])})")
+        return (f"{_moved(d['window_change'])} over the last {d['window_points']} {d['unit']} "
+                f"({fmt(d['window_head_median'])} → {fmt(d['window_tail_median'])})")
 
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
@@ -86,16 +84,29 @@ class LossPlateau(Check):
         w_start, w_end = level - slope * (k - 1) / 2, level + slope * (k - 1) / 2
         first = y[:max(3 if per_step else 1, int(np.ceil(n / 10)))]
         start = float(np.median(first) if per_step else np.mean(first))
-        overall = (start - w_end) / abs(start) if start else 0.0
+        j = max(1, int(np.ceil(k / 10)))
+        tail_ = float(np.median(win[-j:]))
+        overall = (start - tail_) / abs(start) if start else 0.0        # logged values, not the fitted trend
         unit = "epochs" if c["level"].iloc[0] == "epoch" else "logged steps"
         ev = c[["where", "value"]].iloc[s:].assign(trend=w_start + slope * np.arange(k)).reset_index(drop=True)
+        # what the sentences quote: values that are in the log (the trend only decides)
+        head = float(np.median(win[:j]))
+        i_lo, i_hi = s + int(np.argmin(win)), s + int(np.argmax(win))
+        logged = {"window_first": float(win[0]), "window_last": float(win[-1]), "window_min": float(y[i_lo]),
+                  "window_min_where": c["where"].iloc[i_lo], "window_max": float(y[i_hi]),
+                  "window_max_where": c["where"].iloc[i_hi], "window_head_median": head,
+                  "window_tail_median": tail_, "window_change": (tail_ - head) / abs(head) if head else 0.0}
         details = {"window_points": k, "unit": unit, "window_start": w_start, "window_end": w_end,
                    "improvement": improvement, "overall_improvement": overall, "start": start, "slope": slope,
-                   "window_from": c["where"].iloc[s], "to": c["where"].iloc[-1], **curve_basis(c)}
+                   "window_from": c["where"].iloc[s], "to": c["where"].iloc[-1], **logged, **curve_basis(c)}
+        moved = _moved(logged["window_change"])
+        values = (f"{fmt(logged['window_first'])} at {details['window_from']}, {fmt(logged['window_last'])} at "
+                  f"{details['to']}; lowest {fmt(logged['window_min'])} at {logged['window_min_where']}, highest "
+                  f"{fmt(logged['window_max'])} at {logged['window_max_where']}")
         if improvement >= self.min_improvement:
             return [self.finding("loss_decreasing", "ok", "Train loss is still decreasing",
-                                 summary=f"Over the last {k} {unit} ({details['window_from']} to {details['to']}) the "
-                                         f"train loss fell {improvement:.1%} ({fmt(w_start)} -> {fmt(w_end)}).",
+                                 summary=f"Over the last {k} {unit} the train loss {moved} (median of the first and "
+                                         f"last {j} points of the window: {fmt(head)} -> {fmt(tail_)}; {values}).",
                                  details=details, score=improvement)]
         stuck = overall < self.stuck_improvement
         chance, n_classes, k_from = chance_loss(run)
@@ -106,10 +117,10 @@ class LossPlateau(Check):
         rising = improvement < -0.1
         state = "stuck" if stuck else "rising again" if rising else "levelled off"
         details["state"] = state
-        change = (f"rose {-improvement:.1%}" if improvement < 0 else f"fell only {improvement:.1%}")
-        summary = (f"Over the last {k} {unit} ({details['window_from']} to {details['to']}) the train loss {change} "
-                   f"({fmt(w_start)} -> {fmt(w_end)}, Theil-Sen trend). Over the whole run it fell {overall:.0%} from "
-                   f"{fmt(start)}"
+        change = _moved(logged["window_change"], only=True)
+        summary = (f"Over the last {k} {unit} the train loss {change} (median of the first and last {j} points of "
+                   f"the window: {fmt(head)} -> {fmt(tail_)}; {values}). From the start of the run "
+                   f"({fmt(start)}) to the end of the window it {_moved(-overall)}"
                    + (f"; but it started at {fmt(start)}, far below the chance level ln {n_classes} = {fmt(chance)} "
                       f"({k_from}): a resumed or fine-tuned model that has levelled off, not a stuck one."
                       if pretrained else
@@ -129,6 +140,13 @@ class LossPlateau(Check):
                              f"Train loss {state}: {change} over the last {k} {unit}",
                              summary=summary, evidence=ev, actions=actions, details=details,
                              score=float(1 - overall))]
+
+
+def _moved(change: float, only: bool = False) -> str:
+    """``fell 12%`` / ``fell only 0.4%`` / ``rose 3%`` for a relative change of logged values (never below -100%)."""
+    if change < 0:
+        return f"fell {'only ' if only and -change < 0.05 else ''}{-change:.1%}"
+    return f"rose {change:.1%}" if change > 0 else "did not change"
 
 
 def theil_sen(y: np.ndarray, max_points: int = 400) -> float:

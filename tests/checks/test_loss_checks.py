@@ -162,3 +162,13 @@ def test_noise_is_not_a_spike_and_epochs_cannot_show_one(tmp_path):
     assert f.code == "no_loss_spikes"
     [g] = LossSpikes()(_epochs(tmp_path / "b", [1.0 - i / 100 for i in range(50)]))
     assert g.code == "not_checked" and "once per epoch" in g.details["missing"]
+
+
+def test_plateau_sentences_quote_logged_values_never_a_fitted_fall_over_100_percent(tmp_path):
+    """A steep linear fall to near 0: the fitted trend over the window is more than 100% of its median."""
+    import re
+    [f] = LossPlateau()(_steps(tmp_path, lambda s: 10.0 - 0.199 * s if s < 50 else 0.05, n=50))
+    assert f.code == "loss_decreasing"
+    falls = [float(x) for x in re.findall(r"fell (?:only )?([\d.]+)%", f.summary)]
+    assert falls and all(x <= 100 for x in falls)
+    assert f"{f.details['window_first']:.3g}" in f.summary and f.details["window_min_where"] in f.summary

@@ -186,7 +186,7 @@ class SlowOut:
             code = _PHASES.get(p.phase, -1)
             # a line with its own values, context and phase word ("validation loss at iteration 100 | lm loss
             # value: 9.08") is about itself: its phase does not carry over to the lines after it
-            self._ep.append(code + OWN_PHASE if code >= 0 and p.values and p.context else code)
+            self._ep.append(code + OWN_PHASE if code >= 0 and p.kind == "values" and p.context else code)
         if p.kind == "section":
             self._sec.append(ln)
         for k, v in p.text_values:

@@ -161,3 +161,13 @@ def test_a_run_stopped_before_its_plan_says_where(tmp_path):
     stop = next(f for f in fs if f.code == "run_incomplete")
     assert stop.details["reached"] == 100 and stop.details["planned"] == 1000
     assert stop.title.startswith("Stopped early: step 100 of 1,000 (10%)")
+
+
+def test_a_plan_printed_in_the_log_counts_for_a_run_stopped_early(tmp_path):
+    p = tmp_path / "train.log"
+    lines = ["setting training iterations to 5000"]
+    lines += [f" iteration {it:8d}/ 5000 | lm loss: {5 - it / 1000:.6E} |" for it in range(10, 510, 10)]
+    p.write_text("\n".join(lines) + "\n")
+    stop = next(f for f in Coverage()(cnb.load(p)) if f.code == "run_incomplete")
+    assert (stop.details["reached"], stop.details["planned"]) == (500, 5000)
+    assert "setting training iterations to" in stop.details["from"]

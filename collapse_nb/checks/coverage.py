@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..findings import Finding
 from ..series import networks, seen
@@ -25,6 +26,8 @@ from ._base import Check, curve, curve_basis, fmt, optional_table
 
 _STEP_KEYS = ("max_steps", "max_duration", "train_iters", "total_steps", "max_iter", "max_iters", "num_steps",
               "total_iters", "max_iterations")
+#: canonical names of log values that state the planned number of steps
+_PLANNED_STEPS_IN_LOG = r"(?:^|_)(?:train_iters|training_iterations(?:_to)?|max_steps|total_steps|max_iters?)$"
 _EPOCH_KEYS = ("num_train_epochs", "max_epochs", "num_epochs", "epochs", "n_epochs", "train_epochs", "nb_epochs")
 
 
@@ -124,7 +127,8 @@ class Coverage(Check):
                    + ". Everything here describes the part that ran: a curve cut short can look healthy, or "
                      "unfinished, without being either.")
         return self.finding("run_incomplete", "info",
-                            f"Stopped early: {unit} {fmt(got)} of {fmt(plan)} ({got / plan:.0%})"
+                            f"Stopped early: {unit} {fmt(got)} of {fmt(plan)} "
+                            f"({got / plan:.0%})".replace("(0%)", f"({got / plan:.1%})")
                             + (" after an error" if ending else ""),
                             summary=summary, details={"unit": unit, "reached": got, "planned": plan, "from": src,
                                                       "ending": ending},
@@ -142,6 +146,14 @@ def _planned(run, keys: tuple[str, ...]) -> tuple[float | None, str]:
         v = _raw_number(run, key)
         if v:
             return v, f"{key} = {fmt(v)}"
+    if keys is _STEP_KEYS:      # a plan the log printed as a value: Megatron's "setting training iterations to N"
+        s = run.scalars
+        said = s[s["param"].isna() & s["name"].astype(str).str.contains(_PLANNED_STEPS_IN_LOG)]
+        vals = pd.to_numeric(said["value"], errors="coerce").dropna()
+        vals = vals[vals > 0]
+        if len(vals):
+            r = said.loc[vals.index[-1]]
+            return float(vals.iloc[-1]), f"'{r['raw_name']} {fmt(vals.iloc[-1])}' at line {fmt(r['line'])}"
     return None, ""
 
 

@@ -163,3 +163,10 @@ def test_megatron_train_and_validation_losses(corpus):
     assert obj.details["points"] == 213 and "lm_loss" in obj.details["series"]
     assert "lm_loss_value" in obj.details["val_series"]
     assert not problems(fs)
+
+
+def test_megatron_stopped_at_iteration_2130_of_its_plan(corpus):
+    stop = by_code(_diagnose(corpus, "megatron-ds-gpt125m-ctrl-c"), "run_incomplete")
+    # "setting training iterations to 1716613"; the last iteration line is 2130; KeyboardInterrupt tracebacks follow
+    assert (stop.details["reached"], stop.details["planned"]) == (2130, 1716613) and stop.details["ending"]
+    assert "(0.1%)" in stop.title

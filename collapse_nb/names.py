@@ -31,6 +31,7 @@ PHASES = ("train", "val", "test")
 PHASE_WORDS = {
     "train": "train", "training": "train", "trn": "train",
     "val": "val", "valid": "val", "validation": "val", "eval": "val", "evaluation": "val", "dev": "val",
+    "validating": "val", "evaluating": "val",
     "test": "test", "testing": "test", "predict": "test", "prediction": "test",
 }
 

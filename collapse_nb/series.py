@@ -382,6 +382,7 @@ def seen(cat: pd.DataFrame, limit: int = 12) -> str:
     """The series a run logged, for a 'not assessed' sentence: ``loss (train), acc (val), ...``."""
     if cat.empty:
         return "none"
-    labels = [f"{r.name} ({r.phase})" if r.phase else str(r.name) for r in cat.itertuples()]
+    labels = [f"{r.name} ({r.phase})" if isinstance(r.phase, str) and r.phase else str(r.name)
+              for r in cat.itertuples()]
     more = len(labels) - limit
     return ", ".join(labels[:limit]) + (f" and {more} more" if more > 0 else "") if labels else "none"

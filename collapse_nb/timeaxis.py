@@ -172,7 +172,8 @@ def curve(run, phase: str, name: str = "loss", level: str = "auto", network: str
     fractional = ep_values.notna() & (ep_values != ep_values.round())       # HF's epoch 0.91: a step's place
     fractional_series = set(series_key[fractional])
     stepwise = rows["batch"].notna() | rows["epoch"].isna() | series_key.isin(dense | fractional_series)
-    epoch_level, per_step = _one_source(rows[~stepwise], ["epoch"]), _one_source(rows[stepwise], ["epoch", "batch", "step"])
+    epoch_level = _one_source(rows[~stepwise], ["epoch"])
+    per_step = _one_source(rows[stepwise], ["epoch", "batch", "step"])
     whole_epochs = np.floor(pd.to_numeric(per_step["epoch"], errors="coerce").astype("float64"))
     n_epochs = max(epoch_level["epoch"].nunique(), int(pd.Series(whole_epochs).nunique()))
     step_points = len(per_step.drop_duplicates(subset=["epoch", "batch", "step"]))

@@ -34,9 +34,9 @@ from .variance_collapse import VarianceCollapse
 
 #: Default checks, in the order they run.
 DEFAULT_CHECKS: tuple[type[Check], ...] = (
-    Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, CheckpointWeights, OutputHead, VanishingGradients, ExplodingGradients,
-    UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau, LossDivergence, LossSpikes, ChanceLevelLoss,
-    Overfitting, ValBelowTrain, GANBalance,
+    Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, CheckpointWeights, OutputHead,
+    VanishingGradients, ExplodingGradients, UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau,
+    LossDivergence, LossSpikes, ChanceLevelLoss, Overfitting, ValBelowTrain, GANBalance,
 )
 
 #: name -> check class

@@ -110,7 +110,8 @@ class CheckpointWeights(Check):
                 top = heavy.iloc[0]
                 out.append(self.finding(
                     "checkpoint_dead_units", "warning",
-                    f"Dead units: {int(top['constant_rows'])} of {int(top['rows'])} rows of {top['param']} are constant",
+                    f"Dead units: {int(top['constant_rows'])} of {int(top['rows'])} rows of {top['param']} are "
+                    f"constant",
                     summary="Rows (output units) whose weights are all equal cannot respond to their inputs: "
                             + "; ".join(f"{r.param} {int(r.constant_rows)}/{int(r.rows)} ({r.fraction:.0%})"
                                         for r in heavy.head(6).itertuples())
@@ -140,8 +141,8 @@ class CheckpointWeights(Check):
         if out:
             return out
         return [self.finding("checkpoint_weights_ok", "ok", f"The weights of {len(p)} tensors look sound",
-                             summary=f"No NaN/inf, no all-zero weight matrix, no layer with {self.dead_unit_fraction:.0%}"
-                                     f" or more constant units, and no weight matrix {fmt(self.outlier)}x off the "
+                             summary=f"No NaN/inf, no all-zero weight matrix, no layer with "
+                                     f"{self.dead_unit_fraction:.0%} or more constant units, and no weight matrix {fmt(self.outlier)}x off the "
                                      f"scale of its kind in {ck}" + (f" ({'; '.join(notes)})" if notes else "") + ".",
                              details=details)]
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..findings import Finding
 from ..series import networks, seen
-from ._base import Check, curve, curve_basis, fmt, optional_table
+from ._base import Check, add_where, curve, curve_basis, fmt, optional_table, order
 
 _STEP_KEYS = ("max_steps", "max_duration", "train_iters", "total_steps", "max_iter", "max_iters", "num_steps",
               "total_iters", "max_iterations")
@@ -40,6 +40,8 @@ class Coverage(Check):
     complete : float, default 0.95
         A run whose last logged step (or epoch) is below this fraction of the configured total
         stopped early.
+    min_points : int, default 3
+        A training objective with fewer points than this is as good as none: the run is not assessed.
 
     Requires
     --------
@@ -48,6 +50,7 @@ class Coverage(Check):
 
     name = "coverage"
     complete: float = 0.95
+    min_points: int = 3
 
     def __call__(self, run) -> list[Finding]:
         out = [self._objective(run)]
@@ -70,17 +73,26 @@ class Coverage(Check):
                                         "apply to their sum; gan_balance reads them as a pair.",
                                 details={"networks": nets, "series": parts})
         c = curve(run, "train")
-        if not len(c):
+        if 0 < len(c) < self.min_points:
+            c.attrs["missing"] = (f"{c.attrs.get('series') or 'the train loss'} has only {len(c)} point(s) "
+                                  f"({', '.join(f'{fmt(v)} at {w}' for v, w in zip(c['value'], c['where']))})")
+        if len(c) < self.min_points:
             why = c.attrs.get("missing") or "no train loss series recognised"
             params = optional_table(run, "params")
             if run.scalars.empty and len(params):
                 n_ck = params["checkpoint"].nunique() if "checkpoint" in params else 1
                 why = (f"no training log was read, only {n_ck} checkpoint(s) ({len(params)} tensors): the weights "
                        f"are judged by checkpoint_weights, the training itself is not")
+            val = run.objective("val")
+            vr = add_where(order(val.rows)) if val.found else None       # every logged value, not a curve
+            val_text = (f" Validation: {val.description}, {len(vr)} value(s) from {fmt(vr['value'].iloc[0])} "
+                        f"({vr['where'].iloc[0]}) to {fmt(vr['value'].iloc[-1])} ({vr['where'].iloc[-1]})."
+                        if vr is not None and len(vr) else "")
             return self.finding("objective_not_found", "info", "Not assessed: no training objective recognised",
-                                summary=f"The loss checks could not run: {why}. Series seen: {seen(cat)}. "
+                                summary=f"The loss checks could not run: {why}. Series seen: {seen(cat)}.{val_text} "
                                         f"None of this says the run is healthy.",
-                                details={"missing": why, "series_seen": seen(cat, limit=40)},
+                                details={"missing": why, "series_seen": seen(cat),
+                                         "series_seen_all": seen(cat, limit=200)},
                                 actions=["If one of the series seen is the training loss, rename it (loss, "
                                          "train_loss, train/loss) or tell collapse_nb (collapse_nb.names.SYNONYMS)."],
                                 score=1.0)

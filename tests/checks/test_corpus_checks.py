@@ -170,3 +170,10 @@ def test_megatron_stopped_at_iteration_2130_of_its_plan(corpus):
     # "setting training iterations to 1716613"; the last iteration line is 2130; KeyboardInterrupt tracebacks follow
     assert (stop.details["reached"], stop.details["planned"]) == (2130, 1716613) and stop.details["ending"]
     assert "(0.1%)" in stop.title
+
+
+def test_deepspeed_dpo_has_no_train_loss_and_says_so(corpus):
+    fs = _diagnose(corpus, "deepspeed-8rank-dpo")
+    blind = by_code(fs, "objective_not_found")
+    # only two eval lines, under "***** Evaluating rewards, Epoch 1/1 *****": DPO loss 0.6934 before, 0.6651 after
+    assert "0.693" in blind.summary and "0.665" in blind.summary and "Validation" in blind.summary

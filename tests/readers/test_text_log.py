@@ -394,3 +394,11 @@ def test_a_validation_line_with_its_own_values_does_not_make_later_lines_validat
     val = s[s["raw_name"] == "lm loss value"]
     assert val["phase"].tolist() == ["val"] * 3 and val["step"].tolist() == [100, 200, 300]
     assert run.objective("train").names == ["lm_loss"] and len(run.objective("train").rows) == 30
+
+
+def test_an_evaluating_section_makes_its_lines_validation(tmp_path):
+    p = tmp_path / "dpo.log"
+    p.write_text("***** Running training *****\n***** Evaluating rewards, Epoch 1/1 *****\n"
+                 "chosen: 0.0, rejected: 0.0, loss: 0.693359375\nBeginning of Epoch 1/1, Total Micro Batches 4708\n")
+    s = collapse_nb.load(p).scalars
+    assert s.loc[s["raw_name"] == "loss", "phase"].tolist() == ["val"]

@@ -44,7 +44,8 @@ class LossDivergence(Check):
     min_points: int = 5
 
 
-    symptoms = {"loss_divergence": 1.0}
+    #: a diverging component spoils part of the objective only
+    symptoms = {"loss_divergence": 1.0, "loss_component_diverging": 0.5}
     quantity = "Train loss at the end / its minimum"
 
     def healthy_band(self, finding=None) -> str:
@@ -54,6 +55,55 @@ class LossDivergence(Check):
         return f"{d['factor']:.1f}x (minimum {fmt(d['min'])} at {d['min_where']}, end {fmt(d['end'])})"
 
     def __call__(self, run) -> list[Finding]:
+        out = self._objective(run)
+        if any(f.code == "loss_divergence" for f in out) or not hasattr(run, "series"):
+            return out
+        return self._components(run) + out
+
+    def _components(self, run) -> list[Finding]:
+        """A loss component that diverges while the objective does not (one term of a detector's sum)."""
+        cat = run.series
+        comps = cat[(cat["role"] == "component") & cat["network"].isna()
+                    & ((cat["phase"] == "train") | cat["phase"].isna())] if len(cat) else cat
+        out = []
+        for name in sorted(set(comps["name"].astype(str))) if len(comps) else []:
+            c = curve(run, "train", name)
+            c = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True) if len(c) else c
+            got = self._smooth(c) if len(c) >= self.min_points else None
+            if got is None:
+                continue
+            ys, m, i_min, lo, end = got
+            if lo <= 0 or end / lo <= self.factor or i_min >= len(ys) - m:
+                continue
+            ratio = end / lo
+            out.append(self.finding(
+                "loss_component_diverging", "warning",
+                f"Loss component {name} diverging: {ratio:.1f}x above its minimum",
+                summary=f"The train loss component {name} reached {fmt(lo)} at {c['where'].iloc[i_min]} and rose to "
+                        f"{fmt(end)} by {c['where'].iloc[-1]} ({ratio:.1f}x), while the total did not diverge: one "
+                        f"term of the objective is getting worse and the others hide it.",
+                evidence=c[["where", "value"]].assign(smoothed=ys).iloc[i_min:].reset_index(drop=True).head(200),
+                details={"component": name, "min": lo, "end": end, "factor": ratio,
+                         "min_where": c["where"].iloc[i_min], **curve_basis(c)},
+                actions=[f"Look at what {name} measures (its targets, its weight in the total) around "
+                         f"{c['where'].iloc[i_min]}: a label or anchor problem, or a weight that lets the other "
+                         f"terms win."],
+                score=float(np.log10(ratio))))
+        return out
+
+    def _smooth(self, c):
+        """``(smoothed, window, index of the minimum, minimum, end)`` of a curve, or ``None`` when too short."""
+        y = c["value"].to_numpy(dtype="float64")
+        per_step = c["level"].iloc[0] == "step"
+        m = max(3 if per_step else 1, int(np.ceil(len(y) * self.end_frac)))
+        if len(y) < 2 * m:
+            return None
+        roll = pd.Series(y).rolling(m, min_periods=m)
+        ys = (roll.median() if per_step else roll.mean()).to_numpy()
+        i_min = int(np.nanargmin(ys))
+        return ys, m, i_min, float(ys[i_min]), float(ys[-1])
+
+    def _objective(self, run) -> list[Finding]:
         c = curve(run, "train")
         c = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True) if len(c) else c
         if len(c) < self.min_points:

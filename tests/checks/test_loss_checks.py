@@ -172,3 +172,14 @@ def test_plateau_sentences_quote_logged_values_never_a_fitted_fall_over_100_perc
     falls = [float(x) for x in re.findall(r"fell (?:only )?([\d.]+)%", f.summary)]
     assert falls and all(x <= 100 for x in falls)
     assert f"{f.details['window_first']:.3g}" in f.summary and f.details["window_min_where"] in f.summary
+
+
+def test_one_component_diverging_while_the_total_does_not(tmp_path):
+    """A detector's box term falls while its cls term climbs back: the sum hides it."""
+    rows = [{"iteration": s * 20, "total_loss": 3.0 - s / 100 + 0.001 * s, "loss_box_reg": 2.0 - s / 100,
+             "loss_cls": 0.05 if s < 20 else 0.05 + (s - 20) * 0.02} for s in range(60)]
+    write_jsonl(tmp_path / "metrics.jsonl", rows)
+    fs = LossDivergence()(load(tmp_path))
+    codes = [f.code for f in fs]
+    assert codes == ["loss_component_diverging", "loss_not_diverging"]
+    assert fs[0].details["component"] == "loss_cls" and fs[0].details["factor"] > 3

@@ -204,8 +204,17 @@ def _global_step(run) -> bool:
 
 
 def _last_traceback(run) -> str:
-    notes = [n for n in run.meta.get("notes", []) if "traceback" in n.lower()]
-    if not notes:
-        return ""
-    text = notes[-1].split(": traceback", 1)[-1]
-    return "a traceback" + text[:160]
+    """The traceback a log ends on: one noted after the last training loss logged in its file, else ``""``."""
+    obj = run.objective("train")
+    s = obj.rows if obj.found else run.scalars      # after the last loss logged (a traceback's own numbers aside)
+    for note in reversed([n for n in run.meta.get("notes", []) if ": traceback at line " in n]):
+        source, _, rest = note.partition(": traceback at line ")
+        try:
+            line = int(rest.split(":", 1)[0].replace(",", ""))
+        except ValueError:
+            continue
+        lines = pd.to_numeric(s.loc[s["source"].astype(str) == source, "line"], errors="coerce").dropna()
+        if len(lines) and line < lines.max():
+            continue            # a traceback in the middle (a restarted run went on after it)
+        return "a traceback at line " + rest[:160]
+    return ""

@@ -47,6 +47,8 @@ class Check:
     """
 
     name: ClassVar[str] = ""
+    #: what the check reads, in words (loss checks say their series in each finding's details instead)
+    reads: ClassVar[str] = ""
     symptoms: ClassVar[dict[str, float]] = {}
     explains: ClassVar[dict[str, dict[str, tuple[float, str]]]] = {}
     quantity: ClassVar[str] = ""
@@ -78,6 +80,8 @@ class Check:
     def finding(self, code: str, severity: str, title: str, **kw: Any) -> Finding:
         kw.setdefault("details", {})
         kw["details"].setdefault("thresholds", self.thresholds())
+        if self.reads:
+            kw["details"].setdefault("reads", self.reads)
         return Finding(code=code, severity=severity, title=title, check=self.name, **kw)
 
     def skip(self, missing: str) -> list[Finding]:

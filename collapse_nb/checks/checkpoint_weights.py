@@ -48,6 +48,7 @@ class CheckpointWeights(Check):
     """
 
     name = "checkpoint_weights"
+    reads = "run.params: the last checkpoint's trainable tensors"
     dead_unit_fraction: float = 0.1
     outlier: float = 100.0
     min_group: int = 4

@@ -39,6 +39,7 @@ class ClippingSaturated(Check):
     """
 
     name = "clipping_saturated"
+    reads = "the total gradient norm per step against the configured clip value"
     saturated_fraction: float = 0.9
     frequent_fraction: float = 0.5
     min_steps: int = 5

@@ -49,6 +49,7 @@ class Coverage(Check):
     """
 
     name = "coverage"
+    reads = "the series catalogue (run.series) and the configured length of the run"
     complete: float = 0.95
     min_points: int = 3
 

@@ -53,6 +53,7 @@ class DeadParameters(Check):
     """
 
     name = "dead_parameters"
+    reads = "run.grads: per-parameter gradient and update norms per logged step; run.params across checkpoints"
     zero_grad: float = 1e-12
     min_steps: int = 2
     unchanged_rtol: float = 1e-7

@@ -39,6 +39,7 @@ class DyingGradients(Check):
     """
 
     name = "dying_gradients"
+    reads = "run.grads: per-parameter gradient norms per logged step"
     zero_grad: float = 1e-12
     min_live: int = 3
     min_dead: int = 3

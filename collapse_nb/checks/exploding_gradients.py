@@ -53,6 +53,7 @@ class ExplodingGradients(Check):
     """
 
     name = "exploding_gradients"
+    reads = "total and per-parameter gradient norms (run.scalars grad_norm, run.grads)"
     threshold: float = 1e8
     isolated_fraction: float = 0.01
     spike_factor: float = 100.0

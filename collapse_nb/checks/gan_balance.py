@@ -62,6 +62,7 @@ class GANBalance(Check):
     """
 
     name = "gan_balance"
+    reads = "each GAN network's loss terms"
     window_frac: float = 0.2
     d_floor: float = 0.05
     d_drop: float = 0.2

@@ -45,6 +45,7 @@ class LRScheduleMismatch(Check):
     """
 
     name = "lr_schedule_mismatch"
+    reads = "the logged learning rate against the configured schedule"
     fit_tolerance: float = 0.05
     peak_tolerance: float = 0.1
     within_epoch_change: float = 0.05

@@ -32,6 +32,7 @@ class NonfiniteLoss(Check):
     """
 
     name = "nonfinite_loss"
+    reads = "every loss series (the objective and its components, any phase)"
     huge: float = 1e5
 
 

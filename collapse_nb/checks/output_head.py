@@ -37,6 +37,7 @@ class OutputHead(Check):
     """
 
     name = "output_head"
+    reads = "per-parameter weight norms (run.grads weight_norm, or run.params norm)"
     ratio: float = 1e-3
 
 

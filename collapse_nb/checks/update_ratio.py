@@ -41,6 +41,7 @@ class UpdateRatio(Check):
     """
 
     name = "update_ratio"
+    reads = "run.grads: per-parameter update and weight norms per logged step"
     too_small: float = 1e-5
     too_big: float = 1e-1
     include_biases: bool = False

@@ -53,6 +53,7 @@ class VanishingGradients(Check):
     """
 
     name = "vanishing_gradients"
+    reads = "total and per-parameter gradient norms (run.scalars grad_norm, run.grads)"
     threshold: float = 1e-7
     first_last_ratio: float = 1e-3
     first_norm: float = 1e-4

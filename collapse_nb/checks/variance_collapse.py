@@ -45,6 +45,7 @@ class VarianceCollapse(Check):
     """
 
     name = "variance_collapse"
+    reads = "run.outputs: prediction and target std per logged batch (train phase)"
     critical_ratio: float = 0.1
     warning_ratio: float = 0.3
     last_frac: float = 0.2

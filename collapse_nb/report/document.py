@@ -615,6 +615,27 @@ def healthy_rows(findings: list[Finding]) -> list[dict[str, str]]:
     return rows
 
 
+def checks_read(findings: list[Finding]) -> list[list[Cell]]:
+    """One row per check that reported: ``check, ran, read, resolution, points`` (from its findings' details)."""
+    rows = []
+    for cls in DEFAULT_CHECKS:
+        fs = [f for f in findings if f.check == cls.name]
+        if not fs:
+            continue
+        ran = [f for f in fs if f.code not in (NOT_CHECKED, CHECK_FAILED)]
+        f = ran[0] if ran else fs[0]
+        d = f.details
+        if not ran:
+            what = "not run: " + str(d.get("missing") or d.get("error") or "")
+        else:
+            what = d.get("series") or d.get("val_series") or d.get("generator_series") or d.get("reads") \
+                or cls.reads or ""
+            what = ", ".join(map(str, what)) if isinstance(what, (list, tuple)) else str(what)
+        rows.append([cls.name, "yes" if ran else "no", cut(what, 160), str(d.get("resolution") or ""),
+                     cell_text(d.get("points")) if d.get("points") is not None else ""])
+    return rows
+
+
 def healthy_comparison(findings: list[Finding]) -> list[Any]:
     rows = healthy_rows(findings)
     return [Paragraph("The healthy band of each quantity is the threshold of the check that measures it "
@@ -697,6 +718,12 @@ def appendix(run: Any, findings: list[Finding]) -> list[Any]:
     else:
         blocks.append(Subsection("Configuration", [Paragraph("No configuration was found.")],
                                  anchor="appendix-config"))
+    read_rows = checks_read(findings)
+    if read_rows:
+        blocks.append(Subsection("What each check read", [
+            Paragraph("Whether each check ran, on which series, at which resolution; a check that did not run "
+                      "says what it lacked."),
+            Table(["Check", "Ran", "Read", "Resolution", "Points"], read_rows)], anchor="appendix-read"))
     th_rows: list[list[Cell]] = []
     seen = set()
     for f in findings:

@@ -247,3 +247,18 @@ def test_corpus_collapse_report(corpus):
     assert "| ⚠️ suspicious | 8 parameter(s) never receive gradient" in md
     assert "section blocks come before the header" in md     # the reader's layout note, in the appendix
     assert_inert_html(rep.html)
+
+
+def test_the_appendix_says_what_each_check_read(tmp_path):
+    import json as _json
+
+    import collapse_nb as _cnb
+    from collapse_nb.report.document import checks_read
+    rows = [{"epoch": e, "train/box_loss": 1.0 / (e + 1), "train/cls_loss": 0.5, "val/box_loss": 1.1 / (e + 1),
+             "val/cls_loss": 0.6} for e in range(8)]
+    (tmp_path / "log.jsonl").write_text("\n".join(_json.dumps(r) for r in rows) + "\n")
+    fs = _cnb.diagnose(_cnb.load(tmp_path / "log.jsonl"))
+    table = {r[0]: r for r in checks_read(fs)}
+    assert table["loss_plateau"][1:] == ["yes", "the sum of the train loss components box_loss, cls_loss (no total "
+                                                "is logged)", "epoch", "8"]
+    assert table["variance_collapse"][1] == "no" and table["variance_collapse"][2].startswith("not run: ")

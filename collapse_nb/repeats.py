@@ -5,7 +5,8 @@ history up to step N; a Keras or Lightning run copied next to its resumed contin
 first part. Read as they are, every loss point would count 2-4 times. :func:`drop_repeats` compares
 the files of the same format by the rows they hold (name, phase, epoch, batch, step and value): a file
 whose rows all appear in a larger one is a snapshot of it and is read once (through the larger file);
-a file sharing only part of its rows with a larger one keeps the rest. Each file dropped or trimmed is
+a file whose first or last lines, and only those, repeat a larger one (where a resumed run overlaps the
+old one) keeps the rest. Values that merely coincide elsewhere in a file are kept. Each file dropped or trimmed is
 said in the notes, with how many of its rows were repeats and of which file.
 """
 from __future__ import annotations
@@ -26,6 +27,17 @@ def _fingerprints(df: pd.DataFrame) -> np.ndarray:
         if isinstance(key[c].dtype, pd.CategoricalDtype):
             key[c] = key[c].astype(object)
     return pd.util.hash_pandas_object(key, index=False).to_numpy()
+
+
+def _end_block(df: pd.DataFrame, seen: np.ndarray) -> bool:
+    """The repeated rows are the file's first lines or its last lines, all of them: where a run resumed into
+    a new file overlaps the old one. Scattered coincidences (a constant lr in two runs) are not a repeat."""
+    if "line" not in df or df["line"].isna().all():
+        return False
+    line = pd.to_numeric(df["line"], errors="coerce").to_numpy(dtype="float64")
+    rep_lo, rep_hi = np.nanmin(line[seen]), np.nanmax(line[seen])
+    new_lo, new_hi = np.nanmin(line[~seen]), np.nanmax(line[~seen])
+    return bool(rep_hi < new_lo or rep_lo > new_hi)
 
 
 def drop_repeats(frames: list[pd.DataFrame], formats: list[str]) -> tuple[list[pd.DataFrame], list[dict]]:
@@ -55,6 +67,8 @@ def drop_repeats(frames: list[pd.DataFrame], formats: list[str]) -> tuple[list[p
                 prints[i] = mine[:0]
                 changes.append({"index": i, "of": j, "repeated": n, "rows": len(mine), "dropped": "all"})
                 break
+            if not _end_block(out[i], seen):
+                continue            # values that merely coincide (a constant lr in two runs) are not a repeat
             out[i] = out[i][~seen].reset_index(drop=True)
             prints[i] = mine[~seen]
             changes.append({"index": i, "of": j, "repeated": n, "rows": len(mine), "dropped": "repeats"})

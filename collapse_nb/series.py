@@ -77,7 +77,7 @@ def network_of(raw_name: str) -> str | None:
     raw = str(raw_name)
     toks = set(_tokens(raw))
     # "loss_G", "G_GAN": a lone capital G/D as a word is the network; lower-case "d"/"g" alone is too weak
-    caps = set(re.findall(r"(?:^|[^A-Za-z])([GD])(?=$|[^A-Za-z])", raw))
+    caps = set(re.findall(r"(?:^|[^A-Za-z0-9])([GD])(?=$|[^A-Za-z0-9])", raw))     # "loss_G", not "loss_3D"
     for net, words in NETWORK_WORDS.items():
         strong = (words - {"g", "d"}) & toks
         letter = net[0].upper() in caps
@@ -233,6 +233,9 @@ def _mark_eval_sets(cat: pd.DataFrame) -> None:
     for i, r in cat.iterrows():
         if r["phase"] != "val" or r["role"] != "component" or r["name"] in train_names:
             continue
+        # HF names each eval dataset's loss eval_<set>_loss; val/box_loss is a term of one validation loss
+        if not all(str(raw).lower().startswith("eval_") for raw in r["raw_names"]):
+            continue
         m = re.fullmatch(r"(?P<set>[a-z0-9_]+?)_loss", str(r["name"]))
         if m:
             sets[i] = m["set"]
@@ -315,7 +318,10 @@ def _sum_components(rows: pd.DataFrame, names: list[str]) -> pd.DataFrame:
 def _form(scalars: pd.DataFrame, cat: pd.DataFrame, phase: str, network: str | None,
           eval_set: str | None) -> Objective:
     here = cat[(cat["phase"] == phase) | (cat["phase"].isna() if phase == "train" else False)]
-    here = here[(here["network"] == network) if network else here["network"].isna()]
+    if network:
+        here = here[here["network"] == network]
+    elif networks(cat):
+        here = here[here["network"].isna()]
     if eval_set is not None:
         here = here[here["eval_set"] == eval_set]
     elif phase == "val":
@@ -345,11 +351,11 @@ def _form(scalars: pd.DataFrame, cat: pd.DataFrame, phase: str, network: str | N
 
 
 def networks(cat: pd.DataFrame) -> list[str]:
-    """The GAN networks that log a loss (``[]`` for a run with one network)."""
+    """The GAN networks that log a loss: both of them, or ``[]`` (one network's words alone make no GAN)."""
     if cat.empty:
         return []
-    nets = cat.loc[cat["role"].isin(["objective", "component"]), "network"].dropna().unique()
-    return [n for n in NETWORKS if n in set(nets)]
+    nets = set(cat.loc[cat["role"].isin(["objective", "component"]), "network"].dropna().unique())
+    return list(NETWORKS) if set(NETWORKS) <= nets else []
 
 
 def eval_sets(cat: pd.DataFrame) -> list[str | None]:
@@ -373,7 +379,7 @@ def objective(scalars: pd.DataFrame, cat: pd.DataFrame, phase: str = "train", ne
     if network is None and networks(cat):
         nets = networks(cat)
         return Objective(phase, pd.DataFrame(columns=ROW_COLUMNS), [], "none", "", None, eval_set,
-                         f"the losses belong to {len(nets)} networks ({', '.join(nets)}), which are not one "
+                         f"the losses belong to the {' and the '.join(nets)} of a GAN, which are not one "
                          f"training loss")
     return _form(scalars, cat, phase, network, eval_set)
 

@@ -121,3 +121,13 @@ def test_a_lightning_run_resumed_into_a_new_version_is_one_timeline(tmp_path):
                                     "step": 500}]
     c = curve(run, "train", level="step")
     assert len(c) == 100 and c["step"].iloc[0] == 0 and c["step"].iloc[-1] == 990
+
+
+def test_values_that_merely_coincide_in_two_runs_are_kept(tmp_path):
+    """Two runs in one folder with the same constant lr and the same first loss: nothing is a repeat."""
+    for name, slope in (("a.csv", 0.1), ("b.csv", 0.05)):
+        (tmp_path / name).write_text("epoch,loss,val_loss,lr\n" + "".join(
+            f"{e},{2 - slope * e if e else 2.0},{2.1 - slope * e if e else 2.1},0.001\n" for e in range(20)))
+    run = cnb.load(tmp_path)
+    per_file = run.scalars.groupby(run.scalars["source"].astype(str), observed=True).size()
+    assert per_file.tolist() == [60, 60] and not [n for n in run.meta["notes"] if "repeat" in n]

@@ -62,7 +62,7 @@ def test_names_say_the_network_and_gan_losses_are_not_one_objective(tmp_path):
     (tmp_path / "log").write_text(json.dumps(log, indent=4))
     run = cnb.load(tmp_path / "log")
     assert series.networks(run.series) == ["generator", "discriminator"]
-    assert not run.objective("train").found and "2 networks" in run.objective("train").reason
+    assert not run.objective("train").found and "generator and the discriminator" in run.objective("train").reason
     assert run.objective("train", network="generator").names == ["gen_loss"]
 
 
@@ -171,3 +171,36 @@ def test_a_plan_printed_in_the_log_counts_for_a_run_stopped_early(tmp_path):
     stop = next(f for f in Coverage()(cnb.load(p)) if f.code == "run_incomplete")
     assert (stop.details["reached"], stop.details["planned"]) == (500, 5000)
     assert "setting training iterations to" in stop.details["from"]
+
+
+def test_a_capital_d_after_a_digit_is_not_a_discriminator(tmp_path):
+    """Pose estimation logs loss_3D / loss_2D beside the total: one network, the total is the objective."""
+    rows = [{"step": s, "loss": 2 - s / 100, "loss_3D": 1 - s / 200, "loss_2D": 1 - s / 200} for s in range(50)]
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    run = cnb.load(tmp_path / "log.jsonl")
+    assert series.network_of("loss_3D") is None and series.networks(run.series) == []
+    assert run.objective("train").how == "logged"
+    only_g = [{"step": s, "loss_G": 2 - s / 100} for s in range(50)]
+    (tmp_path / "g.jsonl").write_text("\n".join(json.dumps(r) for r in only_g) + "\n")
+    run = cnb.load(tmp_path / "g.jsonl")
+    assert series.networks(run.series) == [] and run.objective("train").names == ["loss_g"]
+
+
+def test_validation_components_are_one_validation_loss_not_eval_sets(tmp_path):
+    p = tmp_path / "results.csv"
+    p.write_text("epoch,train/loss,val/box_loss,val/cls_loss\n" +
+                 "".join(f"{e},{2 - e / 20},{1 + e / 20},0.5\n" for e in range(11)))
+    run = cnb.load(p)
+    assert series.eval_sets(run.series) == [None]
+    val = run.objective("val")
+    assert val.how == "sum" and val.names == ["box_loss", "cls_loss"]
+    [f] = Overfitting()(run)
+    assert f.code == "overfitting" and f.details["eval_set"] is None
+
+
+def test_a_loss_that_is_never_finite_is_not_assessed(tmp_path):
+    p = tmp_path / "history.json"
+    p.write_text('{"loss": [NaN, NaN, NaN, NaN], "val_loss": [1.0, 1.0, 1.0, 1.0]}')
+    fs = cnb.diagnose(cnb.load(p))
+    blind = next(f for f in fs if f.check == "coverage")
+    assert blind.code == "objective_not_found" and "0 finite point(s) of 4 (NaN at epoch 1" in blind.summary

@@ -50,6 +50,8 @@ class Check:
     #: what the check reads, in words (loss checks say their series in each finding's details instead)
     reads: ClassVar[str] = ""
     symptoms: ClassVar[dict[str, float]] = {}
+    #: each symptom code in words, for the verdict ("the collapsed predictions")
+    symptom_words: ClassVar[dict[str, str]] = {}
     explains: ClassVar[dict[str, dict[str, tuple[float, str]]]] = {}
     quantity: ClassVar[str] = ""
 

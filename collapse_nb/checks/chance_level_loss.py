@@ -71,6 +71,7 @@ class ChanceLevelLoss(Check):
 
 
     symptoms = {"chance_level_loss": 1.0}
+    symptom_words = {"chance_level_loss": "the chance-level loss"}
     quantity = "Loss vs chance level (loss / target variance)"
 
     def healthy_band(self, finding=None) -> str:

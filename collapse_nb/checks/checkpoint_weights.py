@@ -90,12 +90,13 @@ class CheckpointWeights(Check):
                          "and exploding_gradients."], score=float(len(bad))))
         matrix = p[[len(tuple(s)) >= 2 if isinstance(s, (tuple, list)) else False for s in p["shape"]]]
         zero = p[(pd.to_numeric(p["frac_zero"], errors="coerce") == 1.0) & (p["numel"] > 1)]
-        zero_w = zero[~zero["param"].astype(str).map(is_bias)]
+        zero_w = zero[~zero["param"].astype(str).map(is_bias).to_numpy(dtype=bool)]
         if len(zero_w):
             details["all_zero"] = list(zero_w["param"].astype(str))
             out.append(self.finding(
                 "checkpoint_zero_tensors", "warning", f"{len(zero_w)} weight tensor(s) are exactly zero",
-                summary=f"In {ck}, {', '.join(zero_w['param'].astype(str).head(8))} are 0 everywhere: never "
+                summary=f"In {ck}, {', '.join(zero_w['param'].astype(str).head(8))} "
+                        f"{'is' if len(zero_w) == 1 else 'are'} 0 everywhere: never "
                         f"initialised or updated, or zeroed (pruning, a bad load, weight decay on a tensor with no "
                         f"gradient). Whatever they feed is constant.",
                 evidence=zero_w[["param", "shape", "numel"]].reset_index(drop=True), details=details,
@@ -103,7 +104,7 @@ class CheckpointWeights(Check):
                          "was written (a state dict saved before loading the weights)."], score=float(len(zero_w))))
         elif len(zero):
             notes.append(f"{len(zero)} bias(es) are exactly zero (normal for a zero-initialised bias)")
-        units = self._dead_units(matrix)
+        units = self._dead_units(matrix[~matrix["param"].isin(set(zero_w["param"]))])    # all-zero: said above
         if len(units):
             heavy = units[units["fraction"] >= self.dead_unit_fraction]
             details["dead_units"] = units.to_dict(orient="records")

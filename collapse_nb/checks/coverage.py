@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ..series import networks, seen
+from ..series import eval_sets, networks, seen
 from ._base import Check, add_where, curve, curve_basis, fmt, optional_table, order
 
 _STEP_KEYS = ("max_steps", "max_duration", "train_iters", "total_steps", "max_iter", "max_iters", "num_steps",
@@ -74,9 +74,15 @@ class Coverage(Check):
                                         "apply to their sum; gan_balance reads them as a pair.",
                                 details={"networks": nets, "series": parts})
         c = curve(run, "train")
+        finite = c[np.isfinite(c["value"].astype("float64"))] if len(c) else c
+        if len(c) and len(finite) < self.min_points:
+            shown = ", ".join(f"{_value(v)} at {w}" for v, w in zip(c["value"][:6], c["where"][:6]))
+            c.attrs["missing"] = (f"{c.attrs.get('series') or 'the train loss'} has {len(finite)} finite point(s) "
+                                  f"of {len(c)} ({shown}{', ...' if len(c) > 6 else ''})")
+            c = c.iloc[:0]
         if 0 < len(c) < self.min_points:
             c.attrs["missing"] = (f"{c.attrs.get('series') or 'the train loss'} has only {len(c)} point(s) "
-                                  f"({', '.join(f'{fmt(v)} at {w}' for v, w in zip(c['value'], c['where']))})")
+                                  f"({', '.join(f'{_value(v)} at {w}' for v, w in zip(c['value'], c['where']))})")
         if len(c) < self.min_points:
             why = c.attrs.get("missing") or "no train loss series recognised"
             params = optional_table(run, "params")
@@ -84,11 +90,14 @@ class Coverage(Check):
                 n_ck = params["checkpoint"].nunique() if "checkpoint" in params else 1
                 why = (f"no training log was read, only {n_ck} checkpoint(s) ({len(params)} tensors): the weights "
                        f"are judged by checkpoint_weights, the training itself is not")
-            val = run.objective("val")
-            vr = add_where(order(val.rows)) if val.found else None       # every logged value, not a curve
-            val_text = (f" Validation: {val.description}, {len(vr)} value(s) from {fmt(vr['value'].iloc[0])} "
-                        f"({vr['where'].iloc[0]}) to {fmt(vr['value'].iloc[-1])} ({vr['where'].iloc[-1]})."
-                        if vr is not None and len(vr) else "")
+            val_text = ""
+            for es in eval_sets(cat) or [None]:
+                val = run.objective("val", eval_set=es)
+                vr = add_where(order(val.rows)) if val.found else None       # every logged value, not a curve
+                if vr is not None and len(vr):
+                    val_text += (f" Validation: {val.description}, {len(vr)} value(s) from "
+                                 f"{_value(vr['value'].iloc[0])} ({vr['where'].iloc[0]}) to "
+                                 f"{_value(vr['value'].iloc[-1])} ({vr['where'].iloc[-1]}).")
             return self.finding("objective_not_found", "info", "Not assessed: no training objective recognised",
                                 summary=f"The loss checks could not run: {why}. Series seen: {seen(cat)}.{val_text} "
                                         f"None of this says the run is healthy.",
@@ -146,6 +155,12 @@ class Coverage(Check):
                             summary=summary, details={"unit": unit, "reached": got, "planned": plan, "from": src,
                                                       "ending": ending},
                             score=1 - got / plan)
+
+
+def _value(v) -> str:
+    """A logged value for a sentence: NaN and inf as such."""
+    x = float(v)
+    return "NaN" if x != x else fmt(x)
 
 
 def _planned(run, keys: tuple[str, ...]) -> tuple[float | None, str]:

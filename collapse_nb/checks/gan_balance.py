@@ -72,6 +72,8 @@ class GANBalance(Check):
 
 
     symptoms = {"gan_discriminator_wins": 1.0, "gan_loss_explodes": 1.0}
+    symptom_words = {"gan_discriminator_wins": "the discriminator winning",
+                     "gan_loss_explodes": "a GAN network's exploding loss"}
 
     def __call__(self, run) -> list[Finding]:
         cat = run.series if hasattr(run, "series") else pd.DataFrame()

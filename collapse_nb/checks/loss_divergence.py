@@ -46,6 +46,8 @@ class LossDivergence(Check):
 
     #: a diverging component spoils part of the objective only
     symptoms = {"loss_divergence": 1.0, "loss_component_diverging": 0.5}
+    symptom_words = {"loss_divergence": "the diverging loss",
+                     "loss_component_diverging": "the diverging loss component"}
     quantity = "Train loss at the end / its minimum"
 
     def healthy_band(self, finding=None) -> str:
@@ -58,9 +60,13 @@ class LossDivergence(Check):
         out = self._objective(run)
         if any(f.code == "loss_divergence" for f in out) or not hasattr(run, "series"):
             return out
-        return self._components(run) + out
+        total_ok = any(f.code == "loss_not_diverging" for f in out)
+        comps = self._components(run, total_ok)
+        if comps and not total_ok:
+            return comps            # the objective could not be judged: the components speak for themselves
+        return comps + out
 
-    def _components(self, run) -> list[Finding]:
+    def _components(self, run, total_ok: bool) -> list[Finding]:
         """A loss component that diverges while the objective does not (one term of a detector's sum)."""
         cat = run.series
         comps = cat[(cat["role"] == "component") & cat["network"].isna()
@@ -80,8 +86,11 @@ class LossDivergence(Check):
                 "loss_component_diverging", "warning",
                 f"Loss component {name} diverging: {ratio:.1f}x above its minimum",
                 summary=f"The train loss component {name} reached {fmt(lo)} at {c['where'].iloc[i_min]} and rose to "
-                        f"{fmt(end)} by {c['where'].iloc[-1]} ({ratio:.1f}x), while the total did not diverge: one "
-                        f"term of the objective is getting worse and the others hide it.",
+                        f"{fmt(end)} by {c['where'].iloc[-1]} ({ratio:.1f}x)"
+                        + (", while the total did not diverge: one term of the objective is getting worse and the "
+                           "others hide it." if total_ok else
+                           "; the total objective could not be judged (its terms are not logged together), so this "
+                           "term is judged on its own."),
                 evidence=c[["where", "value"]].assign(smoothed=ys).iloc[i_min:].reset_index(drop=True).head(200),
                 details={"component": name, "min": lo, "end": end, "factor": ratio,
                          "min_where": c["where"].iloc[i_min], **curve_basis(c)},
@@ -122,7 +131,7 @@ class LossDivergence(Check):
                    "end_where": c["where"].iloc[-1], "window": m, **curve_basis(c)}
         if lo <= 0:
             return [self.finding("loss_not_diverging", "ok", "Train loss not diverging",
-                                 summary=f"The smoothed {details['series'] or 'train loss'} reaches {fmt(lo)}; a "
+                                 summary=f"Smoothed, {details['series'] or 'the train loss'} reaches {fmt(lo)}; a "
                                          f"ratio to a non-positive minimum says nothing, so no divergence is claimed.",
                                  details=details)]
         ratio = end / lo
@@ -130,7 +139,8 @@ class LossDivergence(Check):
         if ratio <= self.factor or i_min >= len(ys) - m:
             return [self.finding("loss_not_diverging", "ok", "Train loss not diverging",
                                  summary=f"{(details['series'] or 'the train loss').capitalize()}, smoothed over {m} "
-                                         f"{details['resolution']}s, ends at {fmt(end)}, {ratio:.2g}x its minimum "
+                                         f"{details['resolution']}{'s' if m != 1 else ''}, ends at {fmt(end)}, "
+                                         f"{ratio:.2g}x its minimum "
                                          f"{fmt(lo)} at {details['min_where']} (divergence: above "
                                          f"{fmt(self.factor)}x).", details=details)]
         severity = "critical" if ratio > self.critical_factor else "warning"

@@ -57,6 +57,7 @@ class LossPlateau(Check):
 
 
     symptoms = {"loss_plateau": 1.0}
+    symptom_words = {"loss_plateau": "the flat loss"}
     quantity = "Train loss trend (end of run)"
 
     def healthy_band(self, finding=None) -> str:

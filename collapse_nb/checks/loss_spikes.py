@@ -52,11 +52,16 @@ class LossSpikes(Check):
 
 
     symptoms = {"loss_spike_unrecovered": 1.0}
+    symptom_words = {"loss_spike_unrecovered": "the loss spike that did not recover"}
 
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
-        c = c[np.isfinite(c["value"].astype("float64")) & (c["value"].astype("float64") > 0)].reset_index(
-            drop=True) if len(c) else c
+        c = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True) if len(c) else c
+        if len(c) and (c["value"].astype("float64") <= 0).any():
+            n_bad = int((c["value"].astype("float64") <= 0).sum())
+            return self.skip(f"{n_bad} of {len(c)} points of {c.attrs.get('series') or 'the train loss'} are zero "
+                             f"or negative: spikes are measured as ratios to the recent level, which needs a "
+                             f"positive loss")
         if len(c) < self.min_points or (len(c) and c["level"].iloc[0] != "step"):
             if len(c) and c["level"].iloc[0] != "step":
                 return self.skip(f"{c.attrs.get('series') or 'the train loss'} is logged once per epoch: a spike "

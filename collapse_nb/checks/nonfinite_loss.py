@@ -37,6 +37,7 @@ class NonfiniteLoss(Check):
 
 
     symptoms = {"nonfinite_loss": 1.0}
+    symptom_words = {"nonfinite_loss": "the NaN/inf loss"}
     explains = {"nonfinite_loss": {"loss_divergence": (0.5, "the loss blew up")}}
     quantity = "NaN/inf loss values"
 

@@ -54,6 +54,7 @@ class Overfitting(Check):
 
 
     symptoms = {"overfitting": 1.0}
+    symptom_words = {"overfitting": "the overfitting"}
     explains = {"overfitting": {"overfitting": (0.7, "the model memorises the training set (too little data or "
                                                      "regularisation for its size)")}}
     quantity = "Validation loss (or metric) worse than its best"
@@ -117,10 +118,15 @@ class Overfitting(Check):
         ev = tv[["where", "train", "val"]].rename(columns={"val": label})
         sustained = turn_bad >= self.turn_bad and rise > self.epsilon
         if (rise <= self.rise and not sustained) or i_best >= len(val) - m or t_end >= t_at_best:
+            at_end = i_best >= len(val) - m
+            where_best = (f"its {best_word}, {fmt(v_best)}, is at {details['val_best_where']}, at the end of the run"
+                          if at_end else
+                          f"{fmt(v_end)} at the end (mean of the last {m}), {abs(rise):.1%} "
+                          f"{'worse' if rise > 0 else 'better'} than its {best_word} {fmt(v_best)} "
+                          f"({details['val_best_where']})")
             return self.finding("no_overfitting", "ok", f"The {label} follows the training loss",
-                                summary=f"The {label} ends at {fmt(v_end)}, {rise:+.1%} worse than its {best_word} "
-                                        f"{fmt(v_best)} ({details['val_best_where']}); no sustained worsening while "
-                                        f"the train loss falls ({len(tv)} {details['resolution'] or 'time'} points).",
+                                summary=f"The {label}: {where_best}; no sustained worsening while the train loss "
+                                        f"falls ({len(tv)} {details['resolution'] or 'time'} points).",
                                 details=details)
         severity = "critical" if rise > self.critical_rise else "warning"
         summary = (f"The {label} was best at {fmt(v_best)} ({details['val_best_where']}) and {word} to "

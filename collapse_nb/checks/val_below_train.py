@@ -72,6 +72,7 @@ class ValBelowTrain(Check):
     #: half the weight of a failure: a validation loss below the training loss spoils no prediction, it
     #: misleads the reading of the curves and is often bookkeeping
     symptoms = {"val_below_train": 0.5}
+    symptom_words = {"val_below_train": "the validation loss below the training loss"}
     quantity = "Train loss / validation loss"
 
     def healthy_band(self, finding=None) -> str:
@@ -93,6 +94,10 @@ class ValBelowTrain(Check):
                 results.append(self._one(run, tv.assign(ratio=tv["train"] / tv["val"]).reset_index(drop=True), c))
         if not results:
             return self.skip("no train and validation loss at matching epochs or steps")
+        ran = [f for f in results if f.code != "not_checked"]
+        if not ran:
+            return results[:1]
+        results = ran
         worst = max(results, key=lambda f: (f.severity != "ok", f.details["ratio_median"]))
         if len(results) > 1:
             worst.details["per_set"] = [{"eval_set": f.details["eval_set"], "code": f.code, "severity": f.severity,
@@ -107,6 +112,9 @@ class ValBelowTrain(Check):
         details = {"ratio_median": r, "fraction_above": frac, "evaluations": len(tv), "eval_set": c.get("eval_set"),
                    "resolution": tv.attrs.get("resolution"), "train_series": tv.attrs.get("train_series"),
                    "val_series": tv.attrs.get("val_series")}
+        if frac < self.persistent_fraction and r <= self.dropout_ratio and len(tv) < 2:
+            return self.skip(f"1 evaluation with both losses{on} (train/val = {fmt(r)}): too few to call the gap "
+                             f"normal")[0]
         if frac < self.persistent_fraction and r <= self.dropout_ratio:
             why = ("consistent with dropout or other train-only regularisation" if r > 1 else
                    "validation loss at or above training loss, as usual")

@@ -55,6 +55,7 @@ class VarianceCollapse(Check):
 
 
     symptoms = {"variance_collapse": 1.0}
+    symptom_words = {"variance_collapse": "the collapsed predictions"}
     explains = {
         "variance_collapse": {
             "chance_level_loss": (0.8, "predicting a near-constant scores the loss of predicting the mean"),

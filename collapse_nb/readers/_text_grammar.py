@@ -57,8 +57,8 @@ _KV = re.compile(
 _KV_WORDS = re.compile(
     rf"(?P<key>[A-Za-z_][\w./\-]*(?:\s+[A-Za-z_][\w./\-]*){{0,4}}(?:\s+\([^)]*\))?)\s*:\s*(?P<val>{NUM}){_AFTER}")
 #: A phase word right before a key (``Train Loss=``, ``valid loss=``), not glued to another word.
-_PHASE_BEFORE = re.compile(r"(?:^|(?<=[\s,;|(\[]))(?P<word>train|training|val|valid|validation|eval|test|dev)\s+$",
-                           re.IGNORECASE)
+_PHASE_BEFORE = re.compile(r"(?:^|(?<=[\s,;|(\[]))(?P<word>train|training|val|valid|validation|eval|test|dev)"
+                           r"\s*:?\s+$", re.IGNORECASE)          # "Val Loss=", "Val: loss="
 _SIMPLE = re.compile(rf"^\s*(?P<key>[A-Za-z_][^:=|,;]*?)\s*[:=]\s*(?P<val>{NUM}){_AFTER}\s*$")
 _SPACE_KV = re.compile(rf"^\s*(?P<key>[A-Za-z_][\w./\-]*(?:\s+[A-Za-z_][\w./\-]*){{0,3}})\s+(?P<val>{NUM}){_AFTER}\s*$")
 _SECTION = re.compile(r"^\s*(?:-{3,}|={3,}|#{2,}|\*{3,}|~{3,})\s*(?P<title>[A-Za-z][^=#*~]*?)\s*(?:-{3,}|={3,}|#{2,}|\*{3,}|~{3,})\s*$")

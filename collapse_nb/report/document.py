@@ -37,15 +37,7 @@ SKIPPED_ROWS = 20
 CELL_CHARS = 200
 
 #: Symptom codes in words (for the verdict and the suspects).
-SYMPTOM_WORDS = {
-    "variance_collapse": "the collapsed predictions",
-    "loss_plateau": "the flat loss",
-    "chance_level_loss": "the chance-level loss",
-    "loss_divergence": "the diverging loss",
-    "nonfinite_loss": "the NaN/inf loss",
-    "overfitting": "the overfitting",
-    "val_below_train": "the validation loss below the training loss",
-}
+SYMPTOM_WORDS = {code: words for c in DEFAULT_CHECKS for code, words in c.symptom_words.items()}
 
 
 # ----------------------------------------------------------------------------- the model

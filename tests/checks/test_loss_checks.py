@@ -183,3 +183,18 @@ def test_one_component_diverging_while_the_total_does_not(tmp_path):
     codes = [f.code for f in fs]
     assert codes == ["loss_component_diverging", "loss_not_diverging"]
     assert fs[0].details["component"] == "loss_cls" and fs[0].details["factor"] > 3
+
+
+def test_val_below_train_on_one_evaluation_does_not_pass(tmp_path):
+    from collapse_nb.checks import ValBelowTrain
+    [f] = ValBelowTrain()(_epochs(tmp_path, [0.5], [0.55]))
+    assert f.code == "not_checked" and "1 evaluation" in f.details["missing"]
+
+
+def test_a_component_judged_alone_does_not_claim_a_total(tmp_path):
+    rows = [{"iteration": s * 10, **({"loss_cls": 0.5} if s % 2 else {"loss_box": 0.1 if s < 20 else 0.1 + s / 20})}
+            for s in range(80)]
+    write_jsonl(tmp_path / "metrics.jsonl", rows)
+    fs = LossDivergence()(load(tmp_path))
+    assert [f.code for f in fs] == ["loss_component_diverging"]
+    assert "total did not diverge" not in fs[0].summary and "could not be judged" in fs[0].summary

@@ -381,8 +381,8 @@ def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, st
         if notes:
             text += " Worth knowing: " + "; ".join(_first_lower(f.title) for f in notes[:3]) + "."
         if len(skipped) + len(failed) > len(oks):
-            return "inconclusive", (opening + text + tail + " Too little was logged to call the run healthy: log what the "
-                                    "checks that did not run need (the notes under Findings say what).")
+            return "inconclusive", (opening + text + tail + " Too little was logged to call the run healthy: log "
+                                    "what the checks that did not run need (the notes under Findings say what).")
         return "healthy", opening + text + tail
     status = "broken" if any(f.severity == "critical" for f in probs) else "suspicious"
     by_code = {f.code: f for f in findings}

@@ -247,3 +247,21 @@ def missing_loss(c: pd.DataFrame, phase: str, need: int) -> str:
         return reason
     series = c.attrs.get("series") or f"the {phase} loss"
     return f"{len(c)} finite points of {series} (need {need})"
+
+
+def table_basis(df: pd.DataFrame, what: str = "") -> dict[str, Any]:
+    """What a check read from a per-step table (``run.grads``, ``run.outputs``, a total norm): ``series``,
+    ``resolution`` (``step`` / ``batch`` / ``epoch``), ``points`` (distinct time points) and ``span``."""
+    if df is None or df.empty:
+        return {}
+    cols = [c for c in ("segment", "epoch", "batch", "step") if c in df.columns]
+    pts = df[cols].drop_duplicates() if cols else df
+    res = ("step" if "step" in df and df["step"].notna().any() else
+           "batch" if "batch" in df and df["batch"].notna().any() else "epoch")
+    out: dict[str, Any] = {"resolution": res, "points": int(len(pts))}
+    if what:
+        out["series"] = what
+    if cols and len(pts):
+        o = order(pts)
+        out["span"] = f"{where(o.iloc[0])} to {where(o.iloc[-1])}"
+    return out

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..findings import Finding, not_checked
 from ..timeaxis import (LOSS_COLUMNS, add_where, continues_each_other, curve, curve_basis,  # noqa: F401
-                        loss_rows, main_segment, missing_loss, order, step_is_global, where)
+                        loss_rows, main_segment, missing_loss, order, step_is_global, table_basis, where)
 from ..wording import fmt, one_in, times  # noqa: F401
 
 #: Name words of an output layer (used to tell the head among the parameters).
@@ -84,6 +84,8 @@ class Check:
         kw["details"].setdefault("thresholds", self.thresholds())
         if self.reads:
             kw["details"].setdefault("reads", self.reads)
+        for k, v in (getattr(self, "_basis", None) or {}).items():     # what this call read (set in __call__)
+            kw["details"].setdefault(k, v)
         return Finding(code=code, severity=severity, title=title, check=self.name, **kw)
 
     def skip(self, missing: str) -> list[Finding]:

@@ -63,6 +63,7 @@ class ChanceLevelLoss(Check):
     """
 
     name = "chance_level_loss"
+    reads = "the end of the train objective against ln K (classes or vocabulary) or the target variance"
     tolerance: float = 0.05
     inferred_tolerance: float = 0.02
     accuracy_tolerance: float = 0.5

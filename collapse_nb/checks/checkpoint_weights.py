@@ -145,7 +145,8 @@ class CheckpointWeights(Check):
         return [self.finding("checkpoint_weights_ok", "ok", f"The weights of {len(p)} tensors look sound",
                              summary=f"No NaN/inf, no all-zero weight matrix, no layer with "
                                      f"{self.dead_unit_fraction:.0%} or more constant units, and no weight matrix "
-                                     f"{fmt(self.outlier)}x off the scale of its kind in {ck}" + (f" ({'; '.join(notes)})" if notes else "") + ".",
+                                     f"{fmt(self.outlier)}x off the scale of its kind in {ck}"
+                                     + (f" ({'; '.join(notes)})" if notes else "") + ".",
                              details=details)]
 
     def _dead_units(self, m: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, fmt, head_param, module_of, optional_table, order
+from ._base import Check, fmt, head_param, module_of, optional_table, order, table_basis
 
 _COLUMNS = ["param", "module", "status", "steps_seen", "zero_fraction", "grad_max", "update_max", "source", "reason"]
 _DIFF_COLUMNS = ("max_abs_diff", "abs_diff", "diff_norm", "l2_diff", "rel_change", "max_diff", "change")
@@ -103,6 +103,7 @@ class DeadParameters(Check):
     def __call__(self, run) -> list[Finding]:
         parts, seen = [], set()
         g = run.grads
+        self._basis = table_basis(g, f"per-parameter gradient norms of {g['param'].nunique()} parameters (run.grads)")
         if not g.empty and g["param"].notna().any():
             sc = run.scalars
             logged = sc.loc[(sc["name"] == "grad_norm") & sc["param"].notna(), "param"].astype(str).value_counts()

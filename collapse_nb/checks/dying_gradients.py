@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, add_where, module_of, order
+from ._base import Check, add_where, module_of, order, table_basis
 from .variance_collapse import VarianceCollapse
 
 
@@ -56,6 +56,7 @@ class DyingGradients(Check):
 
     def __call__(self, run) -> list[Finding]:
         g = run.grads
+        self._basis = table_basis(g, f"per-parameter gradient norms of {g['param'].nunique()} parameters (run.grads)")
         if g.empty or g["param"].isna().all() or g["grad_norm"].notna().sum() == 0:
             return self.skip("no per-parameter gradient norms in run.grads")
         g = order(g.dropna(subset=["param", "grad_norm"]).assign(param=lambda t: t["param"].astype(str)))

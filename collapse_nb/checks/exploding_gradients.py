@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, add_where, fmt, main_segment, order
+from ._base import Check, add_where, fmt, main_segment, order, table_basis
 from ._grads import first_last_ratio, total_grad_norm
 
 
@@ -89,6 +89,7 @@ class ExplodingGradients(Check):
 
     def __call__(self, run) -> list[Finding]:
         total, how = total_grad_norm(run)
+        self._basis = table_basis(total, f"the total gradient norm ({how})") if len(total) else {}
         g = run.grads
         has_params = not g.empty and g["grad_norm"].notna().any()
         if total.empty and not has_params:

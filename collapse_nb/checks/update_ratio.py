@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, fmt, is_weight_matrix, main_segment
+from ._base import Check, fmt, is_weight_matrix, main_segment, table_basis
 
 
 @dataclass
@@ -81,6 +81,8 @@ class UpdateRatio(Check):
 
     def __call__(self, run) -> list[Finding]:
         g = run.grads
+        self._basis = table_basis(g, f"per-parameter update and weight norms of {g['param'].nunique()} parameters "
+                                     f"(run.grads)")
         if g.empty or g["param"].isna().all():
             return self.skip("no per-parameter norms in run.grads")
         g = main_segment(g).assign(param=lambda d: d["param"].astype(str))

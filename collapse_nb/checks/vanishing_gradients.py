@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, fmt
+from ._base import Check, fmt, table_basis
 from ._grads import first_last_ratio, per_param, total_grad_norm
 
 
@@ -82,6 +82,7 @@ class VanishingGradients(Check):
 
     def __call__(self, run) -> list[Finding]:
         total, how = total_grad_norm(run)
+        self._basis = table_basis(total, f"the total gradient norm ({how})") if len(total) else {}
         pp = per_param(run, self.zero)
         if total.empty and pp.empty:
             return self.skip("no gradient norms (total grad_norm or per-parameter run.grads)")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, add_where, fmt, main_segment, one_in, order, where
+from ._base import Check, add_where, fmt, main_segment, one_in, order, table_basis, where
 
 
 @dataclass
@@ -74,6 +74,8 @@ class VarianceCollapse(Check):
 
     def __call__(self, run) -> list[Finding]:
         out = run.outputs
+        self._basis = table_basis(out.dropna(subset=["pred_std"]) if "pred_std" in out else out,
+                                  "prediction and target std per logged batch (run.outputs)")
         if out.empty or out[["pred_std", "target_std"]].dropna().empty:
             return self.skip("no prediction/target std statistics in run.outputs")
         ok = out.dropna(subset=["pred_std", "target_std"])

@@ -623,8 +623,9 @@ def checks_read(findings: list[Finding]) -> list[list[Cell]]:
             what = d.get("series") or d.get("val_series") or d.get("generator_series") or d.get("reads") \
                 or cls.reads or ""
             what = ", ".join(map(str, what)) if isinstance(what, (list, tuple)) else str(what)
+        points = d.get("points", d.get("evaluations"))
         rows.append([cls.name, "yes" if ran else "no", cut(what, 160), str(d.get("resolution") or ""),
-                     cell_text(d.get("points")) if d.get("points") is not None else ""])
+                     cell_text(points) if points is not None else ""])
     return rows
 
 

@@ -71,3 +71,12 @@ def test_every_finding_exports_to_json(findings):
     records = [f.to_dict() for f in findings]
     json.dumps(records, allow_nan=False)
     assert all(r["check"] for r in records) and all(isinstance(r["evidence"], list) for r in records)
+
+
+def test_every_check_that_ran_says_what_it_read(findings):
+    from collapse_nb.report.document import checks_read
+    rows = {r[0]: r for r in checks_read(findings)}
+    assert rows["dead_parameters"][2] == "per-parameter gradient norms of 12 parameters (run.grads)"
+    assert rows["variance_collapse"][3:] == ["batch", "180"]
+    assert rows["loss_plateau"][2] == "the logged train loss 'loss'" and rows["loss_plateau"][3] == "step"
+    assert all(r[2] for r in rows.values())                 # ran or not, each says what (or what it lacked)

@@ -133,11 +133,16 @@ def findings_frame(findings: Iterable[Finding]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["severity", "code", "check", "title", "score", "summary"])
 
 
-def not_checked(check: str, missing: str, title: str | None = None) -> Finding:
-    """The ``info`` finding a check returns when the run lacks the data it needs."""
+def not_checked(check: str, missing: str, title: str | None = None, applies: bool = True) -> Finding:
+    """The ``info`` finding a check returns when the run lacks the data it needs.
+
+    ``applies=False``: the check does not apply to this kind of run (``gan_balance`` on a run with one
+    network): nothing is missing, and the verdict does not count it among the checks that lacked data.
+    """
     return Finding(code=NOT_CHECKED, severity="info", check=check,
-                   title=title or f"{check}: not checked ({missing})",
-                   summary=f"The {check} check did not run: {missing}.", details={"missing": missing})
+                   title=title or f"{check}: {'not checked' if applies else 'does not apply'} ({missing})",
+                   summary=f"The {check} check did not run: {missing}.",
+                   details={"missing": missing, "not_applicable": not applies})
 
 
 def check_failed(check: str, error: BaseException) -> Finding:

@@ -88,8 +88,9 @@ class Check:
             kw["details"].setdefault(k, v)
         return Finding(code=code, severity=severity, title=title, check=self.name, **kw)
 
-    def skip(self, missing: str) -> list[Finding]:
-        return [not_checked(self.name, missing)]
+    def skip(self, missing: str, applies: bool = True) -> list[Finding]:
+        """The ``not_checked`` finding: the data is missing, or (``applies=False``) the check does not apply."""
+        return [not_checked(self.name, missing, applies=applies)]
 
 
 # ----------------------------------------------------------------------------- parameter names

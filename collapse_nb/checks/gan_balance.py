@@ -79,7 +79,7 @@ class GANBalance(Check):
         cat = run.series if hasattr(run, "series") else pd.DataFrame()
         nets = set(cat.loc[cat["role"].isin(["objective", "component"]), "network"].dropna()) if len(cat) else set()
         if nets != {"generator", "discriminator"}:
-            return self.skip("not a GAN: no loss series of both a generator and a discriminator")
+            return self.skip("not a GAN: no loss series of both a generator and a discriminator", applies=False)
         g_curve, g_what = self._generator(run, cat)
         d_curve = curve(run, "train", network="discriminator")
         d_what = d_curve.attrs.get("series", "the discriminator loss")

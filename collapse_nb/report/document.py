@@ -350,12 +350,13 @@ def run_identification(run: Any, findings: list[Finding]) -> list[Any]:
 def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, str]:
     """``(status, paragraph)``: the run's status word and one paragraph naming the numbers."""
     probs = [f for f in findings if is_problem(f)]
-    skipped = [f for f in findings if f.code == NOT_CHECKED]
+    skipped = [f for f in findings if f.code == NOT_CHECKED and not f.details.get("not_applicable")]
     failed = [f for f in findings if f.code == CHECK_FAILED]
     notes = [f for f in findings if f.severity == "info" and f.code not in (NOT_CHECKED, CHECK_FAILED)]
     oks = [f for f in findings if f.severity == "ok"]
     tail = ""
     opening = ""
+    n_checks = len({f.check for f in findings if not f.details.get("not_applicable")})
     blind = next((f for f in findings if f.code == "objective_not_found"), None)
     stopped = next((f for f in findings if f.code == "run_incomplete"), None)
     if blind is not None:
@@ -364,7 +365,7 @@ def make_verdict(findings: list[Finding], causes: pd.DataFrame) -> tuple[str, st
     if stopped is not None:
         opening += _sentence(stopped.title.replace("Stopped early", "The run stopped early")) + " "
     if skipped:
-        tail += (f" {len(skipped)} of {len({f.check for f in findings})} checks could not run for lack of data "
+        tail += (f" {len(skipped)} of {n_checks} checks could not run for lack of data "
                  f"({', '.join(f.check for f in skipped)}).")
     if failed:
         tail += f" {len(failed)} check(s) failed with an error ({', '.join(f.check for f in failed)})."
@@ -550,7 +551,7 @@ def actions_section(findings: list[Finding], causes: pd.DataFrame) -> list[Any]:
                 continue
             seen.add(key)
             (first if not any(x[1] is f for x in first) else rest).append((f"{_sentence(a)} ({f.code})", f))
-    skipped = [f.check for f in findings if f.code == NOT_CHECKED]
+    skipped = [f.check for f in findings if f.code == NOT_CHECKED and not f.details.get("not_applicable")]
     more_data = Paragraph(f"To let the {len(skipped)} check(s) that could not run judge the run, log what they "
                           f"lack (listed under Findings, Notes): {', '.join(skipped)}.") if skipped else None
     if not first:
@@ -618,7 +619,8 @@ def checks_read(findings: list[Finding]) -> list[list[Cell]]:
         f = ran[0] if ran else fs[0]
         d = f.details
         if not ran:
-            what = "not run: " + str(d.get("missing") or d.get("error") or "")
+            what = ("does not apply: " if d.get("not_applicable") else "not run: ") + \
+                str(d.get("missing") or d.get("error") or "")
         else:
             what = d.get("series") or d.get("val_series") or d.get("generator_series") or d.get("reads") \
                 or cls.reads or ""

@@ -262,3 +262,14 @@ def test_the_appendix_says_what_each_check_read(tmp_path):
     assert table["loss_plateau"][1:] == ["yes", "the sum of the train loss components box_loss, cls_loss (no total "
                                                 "is logged)", "epoch", "8"]
     assert table["variance_collapse"][1] == "no" and table["variance_collapse"][2].startswith("not run: ")
+
+
+def test_a_check_that_does_not_apply_is_not_counted_as_lacking_data():
+    import collapse_nb as _cnb
+    from collapse_nb.example import default_example_dir
+    from collapse_nb.report.document import make_verdict
+    fs = _cnb.diagnose(_cnb.load(default_example_dir()))
+    gan = next(f for f in fs if f.check == "gan_balance")
+    assert gan.details["not_applicable"] and "does not apply" in gan.title
+    _, verdict = make_verdict(fs, _cnb.root_causes(fs))
+    assert "gan_balance" not in verdict and "could not run" not in verdict

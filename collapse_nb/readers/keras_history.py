@@ -12,7 +12,9 @@
 - ``NaN``, ``Infinity`` and ``null`` entries are kept as NaN/inf (a NaN loss is a finding, not
   noise); an entry that is not a number is counted in the skip log with its key;
 - lists of different lengths (a history appended to after a resumed ``fit``) are read as they
-  are, and a note says which keys are shorter.
+  are, and a note says which keys are shorter;
+- a file cut off while being written keeps its complete lists; the one it ends in is counted in
+  the skip log at its line.
 
 The file is recognised by content: a JSON object whose values are lists of numbers, with
 ``loss`` or a ``val_`` key among them, whatever the file's name.
@@ -60,10 +62,15 @@ class KerasHistoryReader(Reader):
         path = Path(path)
         skipped = SkipLog()
         text = read_text(path, skipped)
+        notes = []
         try:
             obj = loads(text)
         except (ValueError, json.JSONDecodeError) as e:
-            raise UnreadableFileError(path, f"not a Keras history: the JSON does not parse ({e})") from None
+            obj, cut = _complete_lists(text)
+            if not obj:
+                raise UnreadableFileError(path, f"not a Keras history: the JSON does not parse ({e})") from None
+            skipped.add(cut, "the file ends inside this list (cut off while being written)", text[-200:])
+            notes.append(f"the file is cut off at line {cut}: the {len(obj)} complete list(s) before it were read")
         if not isinstance(obj, dict):
             raise UnreadableFileError(path, f"not a Keras history: a JSON {type(obj).__name__}, not an object")
         lines = _key_lines(text)
@@ -86,7 +93,6 @@ class KerasHistoryReader(Reader):
             raise UnreadableFileError(path, "not a Keras history: no key holds a list of per-epoch values")
         if not len(rows):
             raise UnreadableFileError(path, f"no numeric values in {len(lengths)} list(s)")
-        notes = []
         longest = max(lengths.values())
         short = sorted(k for k, n in lengths.items() if n < longest)
         if short:
@@ -98,6 +104,19 @@ class KerasHistoryReader(Reader):
         # one line for the whole object: keep the key's line so a value can be found in the file
         scalars["line"] = scalars["line"].astype("float64") if "line" in scalars else np.nan
         return ReadResult(source=str(path), format=self.name, scalars=scalars, skipped=skipped, notes=notes)
+
+
+def _complete_lists(text: str) -> tuple[dict, int]:
+    """The ``"key": [...]`` lists of a history cut off while being written, and the line where it is cut."""
+    dec = json.JSONDecoder()
+    out: dict = {}
+    for m in re.finditer(r'"([^"]{1,200})"\s*:\s*(?=\[)', text):
+        try:
+            value, _ = dec.raw_decode(text, m.end())
+        except ValueError:
+            return out, text.count("\n", 0, m.start()) + 1
+        out.setdefault(m.group(1), value)
+    return out, text.count("\n") + 1
 
 
 def _value(v) -> float | None:

@@ -40,3 +40,12 @@ def test_not_a_history(tmp_path):
     p.write_text('{"loss": [1.0, 0.5], "broken": ')
     with pytest.raises(UnreadableFileError, match="does not parse"):
         collapse_nb.load(p, format="keras-history")
+
+
+def test_a_history_cut_off_while_written_keeps_its_complete_lists(tmp_path):
+    p = tmp_path / "history.json"
+    p.write_text(json.dumps({"loss": [0.5, 0.4, 0.3], "val_loss": [0.6, 0.5, 0.45]})[:-8])
+    run = collapse_nb.load(p)
+    assert run.scalars["raw_name"].astype(str).tolist() == ["loss"] * 3
+    assert "cut off while being written" in run.meta["files"][0]["skipped_text"]
+    assert any("the 1 complete list(s) before it were read" in n for n in run.meta["notes"])

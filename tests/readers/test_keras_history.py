@@ -37,7 +37,7 @@ def test_odd_entries_are_counted_and_short_lists_noted(tmp_path):
 
 def test_not_a_history(tmp_path):
     p = tmp_path / "history.json"
-    p.write_text('{"loss": [1.0, 0.5], "broken": ')
+    p.write_text('{"loss": [1.0, oops, 0.5]}')            # no complete list to keep
     with pytest.raises(UnreadableFileError, match="does not parse"):
         collapse_nb.load(p, format="keras-history")
 

@@ -231,6 +231,15 @@ def continues_each_other(rows: pd.DataFrame) -> bool:
     return bool((span["min"].to_numpy()[1:] >= span["max"].to_numpy()[:-1]).all())
 
 
+def finite(c: pd.DataFrame) -> pd.DataFrame:
+    """The points of a curve with a finite value, index reset, its ``attrs`` (series, level) kept."""
+    if not len(c):
+        return c
+    out = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True)
+    out.attrs.update(c.attrs)
+    return out
+
+
 def curve_basis(c: pd.DataFrame) -> dict[str, Any]:
     """What a check ran on, for its finding's details: ``series``, ``resolution``, ``points``, ``span``."""
     if c is None or not len(c):

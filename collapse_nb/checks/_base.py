@@ -21,7 +21,8 @@ import pandas as pd
 
 from ..findings import Finding, not_checked
 from ..timeaxis import (LOSS_COLUMNS, add_where, continues_each_other, curve, curve_basis,  # noqa: F401
-                        loss_rows, main_segment, missing_loss, order, step_is_global, table_basis, where)
+                        finite, loss_rows, main_segment, missing_loss, order, step_is_global, table_basis,
+                        where)
 from ..wording import fmt, one_in, times  # noqa: F401
 
 #: Name words of an output layer (used to tell the head among the parameters).

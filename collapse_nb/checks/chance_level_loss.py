@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, curve, curve_basis, fmt, loss_rows, main_segment, tail
+from ._base import Check, curve, curve_basis, finite, fmt, loss_rows, main_segment, tail
 
 _K_KEYS = ("num_classes", "num_labels", "n_classes", "nb_classes", "classes", "n_class", "num_class", "nclass", "nc")
 #: A language model's uniform loss is ln(vocabulary size).
@@ -88,7 +88,7 @@ class ChanceLevelLoss(Check):
 
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
-        c = c[np.isfinite(c["value"].astype("float64"))] if len(c) else c
+        c = finite(c)
         if c.empty:
             return self.skip(c.attrs.get("missing") or "no train loss")
         if run.objective("train").how == "sum":

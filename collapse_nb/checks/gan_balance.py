@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, curve, curve_basis, fmt
+from ._base import Check, curve, curve_basis, finite, fmt
 
 _ADVERSARIAL = re.compile(r"(^|_)(gan|adv|adversarial)(_|$)")
 
@@ -83,8 +83,7 @@ class GANBalance(Check):
         g_curve, g_what = self._generator(run, cat)
         d_curve = curve(run, "train", network="discriminator")
         d_what = d_curve.attrs.get("series", "the discriminator loss")
-        g_curve = g_curve[np.isfinite(g_curve["value"].astype("float64"))] if len(g_curve) else g_curve
-        d_curve = d_curve[np.isfinite(d_curve["value"].astype("float64"))] if len(d_curve) else d_curve
+        g_curve, d_curve = finite(g_curve), finite(d_curve)
         if min(len(g_curve), len(d_curve)) < self.min_points:
             return self.skip(f"{len(g_curve)} generator and {len(d_curve)} discriminator loss points "
                              f"(need {self.min_points} each)")

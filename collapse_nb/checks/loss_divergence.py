@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, curve, curve_basis, fmt, missing_loss
+from ._base import Check, curve, curve_basis, finite, fmt, missing_loss
 
 
 @dataclass
@@ -74,7 +74,7 @@ class LossDivergence(Check):
         out = []
         for name in sorted(set(comps["name"].astype(str))) if len(comps) else []:
             c = curve(run, "train", name)
-            c = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True) if len(c) else c
+            c = finite(c)
             got = self._smooth(c) if len(c) >= self.min_points else None
             if got is None:
                 continue
@@ -114,7 +114,7 @@ class LossDivergence(Check):
 
     def _objective(self, run) -> list[Finding]:
         c = curve(run, "train")
-        c = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True) if len(c) else c
+        c = finite(c)
         if len(c) < self.min_points:
             return self.skip(missing_loss(c, "train", self.min_points))
         y = c["value"].to_numpy(dtype="float64")

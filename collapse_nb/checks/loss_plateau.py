@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..findings import Finding
-from ._base import Check, curve, curve_basis, fmt, missing_loss
+from ._base import Check, curve, curve_basis, finite, fmt, missing_loss
 from .chance_level_loss import chance_loss
 
 
@@ -70,7 +70,7 @@ class LossPlateau(Check):
 
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
-        c = c[np.isfinite(c["value"].astype("float64"))] if len(c) else c
+        c = finite(c)
         if len(c) < self.min_points:
             return self.skip(missing_loss(c, "train", self.min_points))
         y = c["value"].to_numpy(dtype="float64")

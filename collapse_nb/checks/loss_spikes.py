@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from ._base import Check, curve, curve_basis, fmt, missing_loss
+from ._base import Check, curve, curve_basis, finite, fmt, missing_loss
 
 
 @dataclass
@@ -56,7 +56,7 @@ class LossSpikes(Check):
 
     def __call__(self, run) -> list[Finding]:
         c = curve(run, "train")
-        c = c[np.isfinite(c["value"].astype("float64"))].reset_index(drop=True) if len(c) else c
+        c = finite(c)
         if len(c) and (c["value"].astype("float64") <= 0).any():
             n_bad = int((c["value"].astype("float64") <= 0).sum())
             return self.skip(f"{n_bad} of {len(c)} points of {c.attrs.get('series') or 'the train loss'} are zero "

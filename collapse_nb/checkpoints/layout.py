@@ -287,6 +287,18 @@ def find_progress(obj: Any) -> tuple[int | None, float | None]:
     return step, epoch
 
 
+def _enum_value(value: Any) -> Any:
+    """A placeholder rebuilt from one plain value (an enum member, ``SchedulerType('linear')``) as that value;
+    in a mapping, each such entry; anything else as it is."""
+    if isinstance(value, Placeholder):
+        args, kwargs = value._cnb_args, value._cnb_kwargs
+        if len(args) == 1 and not kwargs and isinstance(args[0], (str, int, float)) and not isinstance(args[0], bool):
+            return args[0]
+    if isinstance(value, Mapping):
+        return {k: _enum_value(v) for k, v in value.items()}
+    return value
+
+
 def find_config(obj: Any, flatten: Callable[[Any], dict], render: Callable[[Any], Any]) -> dict[str, Any]:
     """Hyper-parameters (Lightning ``hyper_parameters`` unprefixed, like ``hparams.yaml``), other config
     holders and scheduler states (``lr_schedulers.0.eta_min``) as a flat dict; objects rendered as text."""
@@ -296,7 +308,7 @@ def find_config(obj: Any, flatten: Callable[[Any], dict], render: Callable[[Any]
         state = getattr(value, "_cnb_state", None)
         if isinstance(value, Placeholder) and isinstance(state, Mapping):   # e.g. argparse.Namespace
             value = dict(state)
-        value = render(value)
+        value = render(_enum_value(value))
         if isinstance(value, Mapping):
             for k, v in flatten(value).items():
                 if isinstance(v, (str, int, float, bool)) or v is None or \

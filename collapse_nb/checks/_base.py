@@ -104,8 +104,18 @@ def head_param(names: list[str]) -> str | None:
     module), and of equally nested ones the last logged.
     """
     cands = [(n.count("."), -i, n) for i, n in enumerate(names)
-             if n.endswith("weight") and is_weight_matrix(n) and HEAD_WORDS.search(n.rsplit(".", 1)[0])]
+             if n.endswith("weight") and is_weight_matrix(n) and _head_word_outside_blocks(n.rsplit(".", 1)[0])]
     return min(cands)[2] if cands else None
+
+
+def _head_word_outside_blocks(module: str) -> bool:
+    """A head word in ``module`` that is not inside a repeated block: ``transformer.h.0.mlp.c_proj`` and
+    ``layers.3.attn.out_proj`` are projections of layer 0 and 3, not the model's head; ``heads.0`` is."""
+    for m in HEAD_WORDS.finditer(module):
+        before = module[:m.start()].split(".")
+        if not any(p.isdigit() for p in before):
+            return True
+    return False
 
 
 def module_of(param: str) -> str:

@@ -135,9 +135,11 @@ class Coverage(Check):
         if len(ep):
             first, last = float(ep.min()), float(ep.max())
             epochs_done = last + 1 if first == 0 and float(last).is_integer() else last
-        if planned_steps and last_step is not None and last_step > 0 and \
-                _global_step(run) and last_step < self.complete * planned_steps:
+        steps_known = bool(planned_steps and last_step is not None and last_step > 0 and _global_step(run))
+        if steps_known and last_step < self.complete * planned_steps:
             got, plan, unit, src = last_step, planned_steps, "step", steps_from
+        elif steps_known:           # the step plan was reached: it decides (HF rounds num_train_epochs up from max_steps)
+            return None
         elif planned_epochs and epochs_done is not None and epochs_done < self.complete * planned_epochs:
             got, plan, unit, src = epochs_done, planned_epochs, "epoch", epochs_from
         else:

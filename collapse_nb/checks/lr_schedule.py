@@ -92,7 +92,7 @@ class LRScheduleMismatch(Check):
             total = cfg["epochs"] or float(x.max())
         lo = cfg["min_lr"] or 0.0
         fits = [self._fit(x, y, peak, w, lo, total, shape, off, start)
-                for shape in _shapes(sched) for off in (0.0, 1.0)
+                for shape in _shapes(sched) for off in (0.0, 1.0, -1.0)
                 for start in ("peak/w", "zero")]
         best = min(fits, key=lambda f: (f["median_err"], f["p90_err"]))
         ev = pd.DataFrame({unit: x, "logged_lr": y, "expected_lr": best["expected"],

@@ -67,7 +67,8 @@ class OutputHead(Check):
             return self.skip(f"only {len(weights)} weight matrices logged (need 3 to compare the head with)")
         head = head_param(names)
         if head is None:
-            return self.skip("no weight named like an output head (projection, head, fc, output, classifier...)")
+            return self.skip("no weight named like an output head outside the repeated blocks (projection, head, fc, "
+                             "output, classifier...; a head tied to the input embedding is not stored apart)")
         others = [w for w in weights if w != head]
         rows = []
         for label, snap, at in (("first", first, where_first), ("last", last, where_last)):

@@ -15,7 +15,8 @@ Conventions:
   :class:`MissingDataError` (a ``ValueError``) naming them, before any figure is made. Use
   :func:`draw_unavailable` to draw that message instead where a placeholder is wanted.
   Each function's docstring has a "Requires" line.
-- Time axis: worked out per plot from the files its rows come from (:class:`Timeline`): the
+- Time axis: worked out per plot from the files its rows come from (:class:`Timeline`, from
+  :mod:`collapse_nb.timeaxis`, the module the checks use too): the
   logged step; batches counted across epochs where no file logged a step; fractional epochs
   where some files logged steps and others only batches (each file placed by its own clock,
   said in the axis label). Per-epoch values sit at each epoch's end. Rows that have no position
@@ -34,9 +35,10 @@ from __future__ import annotations
 
 from ._common import (DEAD_COLOR, NOT_LOGGED_COLOR, PHASE_COLORS, common_prefix, draw_unavailable,
                       figure_to_base64_png, figure_to_png_bytes, save_png, shorten_name, shorten_names)
-from ._data import (Clock, MissingDataError, Timeline, grad_flow_table, grads_matrix, grads_over_time,
-                    metric_over_time, metric_timeline, outputs_over_time, param_norm_changes as param_norm_change_table,
-                    short_sources, source_timeline, table_timeline, timeline, update_ratios, val_train_ratio_table)
+from ..timeaxis import Clock, Timeline, metric_timeline, short_sources, source_timeline, table_timeline, timeline
+from ._data import (MissingDataError, grad_flow_table, grads_matrix, grads_over_time, metric_over_time,
+                    outputs_over_time, param_norm_changes as param_norm_change_table, update_ratios,
+                    val_train_ratio_table)
 from .checkpoints import param_norm_changes
 from .curves import loss_curves, lr_curve, val_train_ratio
 from .gradients import gradient_flow, gradient_heatmap, update_ratio_heatmap

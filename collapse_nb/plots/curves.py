@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import timeaxis
 from . import _data
 from .objective import has_objective, objective_curves
 from ._common import (PHASE_COLORS, RESTART_COLOR, THRESHOLD_COLOR, MissingDataError, check_run, fmt_num, legend,
@@ -56,7 +57,7 @@ def _files_label(sources: tuple[str, ...], short: dict[str, str]) -> str:
     return ", ".join(short.get(s, s) for s in sources)
 
 
-def _time_title(tl: _data.Timeline) -> str:
+def _time_title(tl: timeaxis.Timeline) -> str:
     return {"step": " (steps)", "batch": " (counted batches)", "epoch": " (fractional epochs)"}.get(tl.kind or "", "")
 
 
@@ -99,9 +100,9 @@ def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False) -
                                    f"{', '.join(map(str, run.epochs.columns)) or 'no columns'})")
     ax = new_axes(ax, (9, 4.5))
     if x == "step":
-        tl = _data.metric_timeline(run, "loss")
+        tl = timeaxis.metric_timeline(run, "loss")
         files = list(dict.fromkeys(f for fs in d["sources"] for f in fs))
-        short = _data.short_sources(files)
+        short = timeaxis.short_sources(files)
         many = len(files) > 1
         phases = [p for p in (*_data.PHASE_ORDER, None) if ((d["phase"] == p) if p else d["phase"].isna()).any()]
         for phase in phases:
@@ -182,12 +183,12 @@ def lr_curve(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, show
             raise MissingDataError("lr_curve(x='step') needs 'lr' rows in run.scalars with a step (or an epoch "
                                    "and batch); none were logged. Try x='epoch'.")
         files = list(dict.fromkeys(f for fs in d["sources"] for f in fs))
-        short = _data.short_sources(files)
+        short = timeaxis.short_sources(files)
         if (d["level"] == "step").any():
             step_files = set(d.loc[d["level"] == "step", "source"])
             skipped = [f for f in files if f not in step_files]
             d = d[d["level"] == "step"]
-        tl = _data.metric_timeline(run, "lr")
+        tl = timeaxis.metric_timeline(run, "lr")
         by_file = sorted(d.groupby("source", sort=False), key=lambda kv: -len(kv[1]))
         many = len(by_file) > 1
         frames = []

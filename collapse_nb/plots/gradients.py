@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import timeaxis
 from . import _data
 from ._common import (DEAD_COLOR, MissingDataError, check_run, draw_heatmap, fmt_num, new_axes, row_ticks,
                       shorten_names, tall, title_and_legend)
@@ -28,9 +29,9 @@ def _logged_positions(g: Any) -> np.ndarray:
     return np.unique(g["x"].to_numpy(float))
 
 
-def _axis(run: Any) -> _data.Timeline:
+def _axis(run: Any) -> timeaxis.Timeline:
     """The time axis of ``run.grads``: that of the file(s) the norms come from."""
-    return _data.table_timeline(run, run.grads)
+    return timeaxis.table_timeline(run, run.grads)
 
 
 def _from_file(run: Any, g: Any) -> str:
@@ -38,7 +39,7 @@ def _from_file(run: Any, g: Any) -> str:
     if "source" not in g.columns or "grads" not in run.meta.get("table_sources", {}):
         return ""
     files = list(dict.fromkeys(g["source"].astype(str)))
-    short = _data.short_sources(files)
+    short = timeaxis.short_sources(files)
     return f" ({', '.join(short[f] for f in files)})"
 
 

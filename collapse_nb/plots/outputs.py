@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import timeaxis
 from . import _data
 from ._common import (THRESHOLD_COLOR, MissingDataError, check_run, fmt_num, mark_restarts, new_axes,
                       note_unplaced)
@@ -37,7 +38,7 @@ def output_std(run: Any, ax: Any = None, phase: str | None = None, threshold: fl
         raise MissingDataError("output_std needs pred_std and target_std in run.outputs (prediction / target "
                                f"mean and std logged per batch); run.outputs has {len(run.outputs)} rows and no "
                                f"std values{f' for phase {phase!r}' if phase else ''}")
-    tl = _data.table_timeline(run, run.outputs)
+    tl = timeaxis.table_timeline(run, run.outputs)
     ax = new_axes(ax, (9, 4.5))
     for i, (_, g) in enumerate(o.groupby("segment", sort=True)):
         first = i == 0
@@ -79,7 +80,7 @@ def output_std(run: Any, ax: Any = None, phase: str | None = None, threshold: fl
     files = list(dict.fromkeys(o["source"].astype(str))) if "source" in o.columns else []
     shown = [phase] if phase else []
     if files and "outputs" in run.meta.get("table_sources", {}):       # other files were left out: say which
-        short = _data.short_sources(files)
+        short = timeaxis.short_sources(files)
         shown.append(", ".join(short[f] for f in files))
     ax.set_title("Prediction vs target spread" + (f" ({'; '.join(shown)})" if shown else ""))
     ax.grid(True, alpha=0.3)

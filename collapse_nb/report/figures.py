@@ -3,7 +3,7 @@
 Which plots: the loss curves, the learning rate, the prediction/target spread, the
 per-parameter gradient flow and the train/validation loss ratio (plus the norm changes
 between checkpoints when the run has checkpoints). Each plot's time axis is worked out
-from the files its rows come from (see :mod:`collapse_nb.plots._data`), once per run:
+from the files its rows come from (see :mod:`collapse_nb.timeaxis.placement`), once per run:
 the axes are memoised on ``run.scalars``, so the seven time-axis look-ups of a report
 cost one computation per distinct axis. A plot whose data is missing is not
 drawn: its :class:`RenderedFigure` carries the reason instead (one line in the report).

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import plots
+from .. import plots, timeaxis
 from ..diagnose import diagnose
 from ..errors import CollapseNBError
 from ._common import as_run, draw, escape, require_ipywidgets, show
@@ -168,7 +168,7 @@ class RunExplorer:
         lo, hi = self.epoch_range.value
         if ax.get_xlabel() == "epoch":
             return lo - 0.5, hi + 0.5
-        tl = plots.metric_timeline(self.run, "loss")
+        tl = timeaxis.metric_timeline(self.run, "loss")
         start = tl.epoch_end(0, lo - 1) if lo > self.epoch_range.min else math.nan   # where epoch lo begins
         end = tl.epoch_end(0, hi)
         if math.isnan(end):

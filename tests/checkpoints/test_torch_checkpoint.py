@@ -132,7 +132,7 @@ def test_training_args_bin_gives_config_only(tmp_path):
                                  eval_strategy=Strategy.STEPS), path)
     run = cnb.load(path)
     assert run.params.empty and run.config["learning_rate"] == 3e-4 and run.config["warmup_steps"] == 10
-    assert run.meta["config_raw"][str(path)]["eval_strategy"] == f"<placeholder {__name__}.Strategy('steps')>"
+    assert run.meta["config_raw"][str(path)]["eval_strategy"] == "steps"      # an enum member: its value
     assert any("no model tensors" in n for n in run.meta["notes"])
 
 

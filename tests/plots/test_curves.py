@@ -13,6 +13,7 @@ from matplotlib.colors import to_hex  # noqa: E402
 import collapse_nb  # noqa: E402
 from collapse_nb import plots  # noqa: E402
 from collapse_nb.plots import _data  # noqa: E402
+from collapse_nb import timeaxis  # noqa: E402
 
 from . import (epoch_csv_run, example_run, no_step_rows, restarted_run, rows_of, source, text_log_run,  # noqa: E402
                write_jsonl)
@@ -65,7 +66,7 @@ def test_loss_curves_on_the_example_place_every_file_on_fractional_epochs():
     run = example_run()
     ax = plots.loss_curves(run)
     d = _data.metric_over_time(run, "loss")
-    tl = _data.metric_timeline(run, "loss")
+    tl = timeaxis.metric_timeline(run, "loss")
     assert ax.get_xlabel() == tl.label and "epoch + batch/30: training_diagnostic.log" in ax.get_xlabel()
     assert ax.get_title() == "Loss over training (fractional epochs)"
     for label, name, n in (("train loss (per batch; training_diagnostic.log)", "training_diagnostic.log", 180),
@@ -191,7 +192,7 @@ def test_lr_curve_on_the_example_shows_the_configured_rate():
     (conf,) = lines(ax, "configured learning_rate = 0.001")
     assert list(conf.get_ydata()) == [0.001, 0.001]
     lines(ax, "per-epoch lr of metrics.csv: not drawn")                   # said, not dropped silently
-    assert ax.get_xlabel() == _data.metric_timeline(run, "lr").label
+    assert ax.get_xlabel() == timeaxis.metric_timeline(run, "lr").label
     assert ax.get_title() == "Learning rate"                              # one group per file, not per group
     assert_labelled(ax)
 

@@ -9,6 +9,7 @@ import pytest
 
 import collapse_nb
 from collapse_nb.plots import _data
+from collapse_nb import timeaxis
 
 from . import example_run, no_step_rows, restarted_run, rows_of, source, text_log_run, write_jsonl
 
@@ -17,7 +18,7 @@ TEXT, CAPTURE, CSV, TB = "training_diagnostic.log", "capture.jsonl", "metrics.cs
 
 def test_timeline_with_steps(tmp_path):
     run = restarted_run(tmp_path)
-    tl = _data.timeline(run.scalars)
+    tl = timeaxis.timeline(run.scalars)
     assert tl.kind == "step" and tl.label == "step" and tl.unit == "step"
     g = run.grads
     assert np.array_equal(tl.positions(g), g["step"].to_numpy(dtype=float))
@@ -27,7 +28,7 @@ def test_timeline_with_steps(tmp_path):
 def test_timeline_counts_batches_when_no_step_was_logged():
     run = example_run()
     text = rows_of(run, TEXT)
-    tl = _data.timeline(text)                                           # the text log's rows alone
+    tl = timeaxis.timeline(text)                                           # the text log's rows alone
     assert (tl.kind, tl.batches_per_epoch, tl.first_epoch) == ("batch", int(text["batch"].max()) + 1, 1.0)
     assert tl.batches_per_epoch == 30 and "no step logged" in tl.label
     g = run.grads                                                       # the text log: most logged steps
@@ -35,14 +36,14 @@ def test_timeline_counts_batches_when_no_step_was_logged():
     expected = [(e - 1) * 30 + b for e, b in zip(g["epoch"].astype(float), g["batch"].astype(float))]
     assert np.array_equal(tl.positions(g), expected)
     assert tl.epoch_end(0, 1.0) == 29 and tl.epoch_end(0, 6.0) == 179
-    assert _data.table_timeline(run, g) == tl                           # a table's axis: that of its file
-    alone = _data.timeline(text_log_run().scalars)                      # the same file loaded alone
+    assert timeaxis.table_timeline(run, g) == tl                           # a table's axis: that of its file
+    alone = timeaxis.timeline(text_log_run().scalars)                      # the same file loaded alone
     assert (alone.kind, alone.batches_per_epoch, alone.first_epoch) == ("batch", 30, 1.0)
 
 
 def test_timeline_of_files_disagreeing_on_step_and_batch_is_in_fractional_epochs():
     run = example_run()
-    tl = _data.timeline(run.scalars)
+    tl = timeaxis.timeline(run.scalars)
     text, cap, tb, csv = (source(run, n) for n in (TEXT, CAPTURE, TB, CSV))
     assert tl.kind == "epoch" and tl.unit == "epoch" and set(tl.sources) == {text, cap, tb, csv}
     clocks = tl.clocks
@@ -78,7 +79,7 @@ def test_timeline_of_files_disagreeing_on_step_and_batch_is_in_fractional_epochs
 
 def test_timeline_without_steps_or_batches(tmp_path):
     run = collapse_nb.load(write_jsonl(tmp_path / "m.jsonl", no_step_rows()))
-    tl = _data.timeline(run.scalars)
+    tl = timeaxis.timeline(run.scalars)
     assert tl.kind is None and tl.label == "epoch"
     assert _data.metric_over_time(run, "loss").empty
 
@@ -101,7 +102,7 @@ def test_metric_over_time_separates_per_step_and_per_epoch_values():
 
 def test_metric_over_time_places_each_file_by_its_own_clock():
     run = example_run()
-    tl = _data.metric_timeline(run, "loss")
+    tl = timeaxis.metric_timeline(run, "loss")
     assert tl.kind == "epoch"                                           # steps (capture, TensorBoard) and batches
     d = _data.metric_over_time(run, "loss")
     assert d.attrs["unplaced"] == {}                                    # no row left out
@@ -243,7 +244,7 @@ def test_outputs_over_time_places_rows_on_the_axis_of_their_file():
     assert set(o["source"].astype(str)) == {source(run, TEXT)}          # the text log: most logged batches
     assert run.meta["table_sources"]["outputs"]["used"] == source(run, TEXT)
     assert np.array_equal(o["x"], (o["epoch"].astype(float) - 1) * 30 + o["batch"].astype(float))
-    assert _data.table_timeline(run, run.outputs).kind == "batch"       # not the run's fractional epochs
+    assert timeaxis.table_timeline(run, run.outputs).kind == "batch"       # not the run's fractional epochs
 
 
 def params_table() -> pd.DataFrame:

@@ -72,7 +72,7 @@ def test_the_collapse_threshold_follows_the_check(example):
 
 
 def test_each_time_axis_is_worked_out_once_per_run(example, monkeypatch):
-    from collapse_nb.plots import _data
+    from collapse_nb.timeaxis import placement as _data
 
     run = cnb.load(default_example_dir())                # a fresh run: nothing memoised for it yet
     made = []

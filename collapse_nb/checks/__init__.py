@@ -28,6 +28,7 @@ from .nonfinite_loss import NonfiniteLoss
 from .output_head import OutputHead
 from .overfitting import Overfitting
 from .update_ratio import UpdateRatio
+from .val_at_chance import ValAtChance
 from .val_below_train import ValBelowTrain
 from .vanishing_gradients import VanishingGradients
 from .variance_collapse import VarianceCollapse
@@ -36,7 +37,7 @@ from .variance_collapse import VarianceCollapse
 DEFAULT_CHECKS: tuple[type[Check], ...] = (
     Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, CheckpointWeights, OutputHead,
     VanishingGradients, ExplodingGradients, UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau,
-    LossDivergence, LossSpikes, ChanceLevelLoss, Overfitting, ValBelowTrain, GANBalance,
+    LossDivergence, LossSpikes, ChanceLevelLoss, ValAtChance, Overfitting, ValBelowTrain, GANBalance,
 )
 
 #: name -> check class

@@ -132,6 +132,7 @@ def diagnose(run, checks: Iterable[Any] | None = None, thresholds: dict[str, dic
     findings: list[Finding] = []
     for c in configured:
         try:
+            c._basis = None                    # what this call reads, set by the check itself
             out = c(run)
             if not isinstance(out, list) or not all(isinstance(f, Finding) for f in out):
                 raise TypeError(f"a check must return a list of Finding, got {type(out).__name__}")

@@ -74,6 +74,8 @@ class CheckpointWeights(Check):
         if p.empty:
             return self.skip("no trainable tensors in the checkpoint")
         ck = str(p["checkpoint"].iloc[0]) if "checkpoint" in p else "the checkpoint"
+        self._basis = {"series": f"{len(p)} trainable tensors of {ck} (run.params)", "resolution": "checkpoint",
+                       "points": 1}
         out, notes = [], []
         bad = p[pd.to_numeric(p["n_nonfinite"], errors="coerce").fillna(0) > 0]
         details = {"checkpoint": ck, "tensors": int(len(p))}

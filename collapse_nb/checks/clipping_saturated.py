@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..findings import Finding
-from ._base import Check, config_number, fmt
+from ._base import Check, config_number, fmt, table_basis
 from ._grads import total_grad_norm
 
 
@@ -70,6 +70,7 @@ class ClippingSaturated(Check):
         fin = np.isfinite(v)
         if fin.sum() < self.min_steps:
             return self.skip(f"{int(fin.sum())} total gradient norms logged (need {self.min_steps})")
+        self._basis = table_basis(total[fin], f"the total gradient norm ({how}) against clip {fmt(clip)}")
         v = v[fin]
         above = v > clip
         frac = float(above.mean())

@@ -112,6 +112,9 @@ class DeadParameters(Check):
         p = optional_table(run, "params")
         if not p.empty and {"param", "checkpoint"} <= set(p.columns) and p["checkpoint"].nunique() >= 2:
             parts.append(self._from_checkpoints(p))
+            if not self._basis:
+                self._basis = {"series": f"the norms of {p['param'].nunique()} tensors across checkpoints (run.params)",
+                               "resolution": "checkpoint", "points": int(p["checkpoint"].nunique())}
             seen |= set(p["param"].dropna().astype(str))
         d = run.extra.get("diff") if isinstance(getattr(run, "extra", None), dict) else None
         if isinstance(d, pd.DataFrame) and "param" in d.columns and len(d):

@@ -98,6 +98,8 @@ class LRScheduleMismatch(Check):
         ev = pd.DataFrame({unit: x, "logged_lr": y, "expected_lr": best["expected"],
                            "rel_err": best["errors"]})
         desc = _describe(best, w, unit, peak, lo)
+        self._basis = {"series": "the logged learning rate", "resolution": unit, "points": int(len(x)),
+                       "span": f"{unit} {fmt(x.min())} to {unit} {fmt(x.max())}"}
         details = {"peak_configured": peak, "peak_logged": float(np.nanmax(y)), "warmup": w, "unit": unit,
                    "min_lr": lo, "total": total, "best_shape": best["shape"], "epoch_offset": best["offset"],
                    "median_err": best["median_err"], "p90_err": best["p90_err"], "description": desc}

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..findings import Finding
 from ..series import seen as series_seen
-from ._base import Check, add_where, fmt, order
+from ._base import Check, add_where, fmt, order, table_basis
 
 
 @dataclass
@@ -61,6 +61,7 @@ class NonfiniteLoss(Check):
         if rows.empty:
             seen = series_seen(cat) if cat is not None else "none"
             return self.skip(f"no loss series recognised (series seen: {seen})")
+        self._basis = {**table_basis(rows), "series": sorted(losses)}
         v = rows["value"].to_numpy(dtype="float64")
         nan, inf = np.isnan(v), np.isinf(v)
         huge = np.isfinite(v) & (np.abs(v) >= self.huge)

@@ -115,6 +115,9 @@ class OutputHead(Check):
             steps = g.groupby(["segment", "epoch", "batch", "step"], dropna=False, sort=False).ngroup()
             first_g, last_g = g[steps == steps.iloc[0]], g[steps == steps.iloc[-1]]
             last_col = "weight_norm" if g["weight_norm"].notna().any() else col
+            self._basis = {"series": f"the weight norms of {len(names)} parameters (run.grads {col})",
+                           "resolution": "step", "points": 2, "span": f"{where(first_g.iloc[0])} and "
+                                                                      f"{where(last_g.iloc[0])}"}
             return (dict(zip(first_g["param"], first_g[col])), dict(zip(last_g["param"], last_g[last_col])), names,
                     where(first_g.iloc[0]), where(last_g.iloc[0]))
         p = optional_table(run, "params")
@@ -126,4 +129,6 @@ class OutputHead(Check):
         names = list(pd.unique(p["param"].astype(str)))
         snap = {c: dict(zip(p.loc[p["checkpoint"] == c, "param"].astype(str), p.loc[p["checkpoint"] == c, "norm"]))
                 for c in (cps[0], cps[-1])}
+        self._basis = {"series": f"the norms of {len(names)} tensors (run.params)", "resolution": "checkpoint",
+                       "points": len({cps[0], cps[-1]})}
         return snap[cps[0]], snap[cps[-1]], names, f"checkpoint {cps[0]}", f"checkpoint {cps[-1]}"

@@ -82,7 +82,10 @@ def curve(run, phase: str, name: str = "loss", level: str = "auto", network: str
     whole_epochs = np.floor(pd.to_numeric(per_step["epoch"], errors="coerce").astype("float64"))
     n_epochs = max(epoch_level["epoch"].nunique(), int(pd.Series(whole_epochs).nunique()))
     step_points = len(per_step.drop_duplicates(subset=["epoch", "batch", "step"]))
-    use_epoch = level == "epoch" or (level == "auto" and (per_step.empty or step_points <= n_epochs))
+    # step rows that are no denser than the epochs are read per epoch, unless there is nothing per epoch to read:
+    # HF's three evaluations at steps 10, 20, 30 (epochs 1.25, 2.5, 3.75) stay three step points
+    use_epoch = level == "epoch" or (level == "auto" and (per_step.empty or (
+        step_points <= n_epochs and not (epoch_level.empty and fractional.any()))))
     if use_epoch:
         if epoch_level.empty:
             epoch_level = per_step.dropna(subset=["epoch"])

@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from .config import canonical_config, merge_configs
+from .config import canonical_config, canonical_key, merge_configs
 from .errors import (CollapseNBError, MissingPathError, NothingReadableError, UnknownFormatError,
                      UnreadableFileError)
 from .repeats import drop_repeats
@@ -199,6 +199,11 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
     # config files (hparams.yaml, config.yaml) state intent: they win over values parsed from log text
     config_parts.sort(key=lambda sc: 0 if get_reader(_format_of(results, sc[0])).is_config else 1)
     config, where, conflicts = merge_configs(config_parts)
+    at = {r.source: r.config_where for r in results if r.config_where}
+    for key, src in list(where.items()):            # where in the file, when its reader knows: "line 12 ('Epoch 1/10')"
+        raw_keys = [k for k in at.get(src, {}) if canonical_key(k) == key]
+        if raw_keys:
+            where[key] = f"{src}, {at[src][raw_keys[0]]}"
     scalars = _concat(frames)
     meta = {
         "files": files,

@@ -8,7 +8,8 @@ that a run nothing could check never reads as healthy (the report's verdict lead
 It also compares how far the run got with how far it was configured to go: the last logged step
 against ``max_steps`` (HF), ``max_duration`` (OLMo), ``train_iters`` (Megatron), ``max_iter``
 (detectron2); the epochs logged against ``num_train_epochs`` / ``epochs`` / ``max_epochs`` /
-``num_epochs`` (W&B's ``{value: ...}`` included) or pix2pix's ``niter + niter_decay``. A run that
+``num_epochs`` (W&B's ``{value: ...}`` included) or pix2pix's ``niter + niter_decay``, or the total a
+text log's progress counters state (``Epoch 3/10``: the text reader puts it in the config). A run that
 stopped before ``complete`` of its plan is reported (``info``: it may have been stopped on purpose),
 with the traceback the log ends on when there is one.
 """

@@ -54,6 +54,7 @@ from ..config import canonical_key
 from ..errors import UnreadableFileError
 from . import _text_fast as fast
 from . import _text_shapes
+from ._text_counters import counter_totals
 from .base import ReadResult, Reader, SkipLog, looks_binary, read_head, register
 
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -544,6 +545,9 @@ def _assemble(path: Path, acc: _Acc) -> ReadResult:
     # rows outside any epoch/batch/step context: the stretches before the first context
     no_ctx = spread(np.isnan(ep) & np.isnan(ba) & np.isnan(st), True)
     config, where = _config(acc, ctx_lines, df, no_ctx, param_names)
+    for key, (total, at) in counter_totals(path).items():      # "Epoch 3/10": the plan the counters state
+        if key not in config:
+            config[key], where[key] = total, at
     for ln in acc.bad_utf8[:1]:
         notes.append(f"{len(acc.bad_utf8)} line(s) hold bytes that are not UTF-8 (first at line {ln}); "
                      "they were replaced and the lines still read")

@@ -402,3 +402,51 @@ def test_an_evaluating_section_makes_its_lines_validation(tmp_path):
                  "chosen: 0.0, rejected: 0.0, loss: 0.693359375\nBeginning of Epoch 1/1, Total Micro Batches 4708\n")
     s = collapse_nb.load(p).scalars
     assert s.loc[s["raw_name"] == "loss", "phase"].tolist() == ["val"]
+
+
+# ----------------------------------------------------------------------------- counter totals: the plan
+
+def _logging_run(path, lines):
+    import logging
+
+    logger = logging.getLogger(f"cnb-test-{path.name}")
+    logger.propagate = False
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    for line in lines:
+        logger.info(line)
+    handler.close()
+    logger.removeHandler(handler)
+    return path
+
+
+def test_epoch_counter_total_is_the_planned_length(tmp_path):
+    import collapse_nb as cnb
+
+    lines = [f"Epoch {e}/10 | Batch {b}/5 | loss={2.0 * 0.97 ** (5 * e + b):.4f}" for e in range(1, 4)
+             for b in range(1, 6)]
+    run = cnb.load(_logging_run(tmp_path / "train.log", lines))
+    assert run.config["epochs"] == 10                                  # the batch total (5) is not a plan
+    assert "line 1 ('Epoch 1/10')" in run.meta["config_sources"]["epochs"]
+    stopped = [f for f in cnb.diagnose(run) if f.code == "run_incomplete"]
+    assert stopped and stopped[0].details["reached"] == 3 and stopped[0].details["planned"] == 10
+
+
+def test_step_counter_total_without_epochs(tmp_path):
+    from collapse_nb.readers._text_counters import counter_totals
+
+    p = _logging_run(tmp_path / "a.log", [f"step {s}/1000 loss={1.0 / s:.4f}" for s in range(1, 30)])
+    assert counter_totals(p)["max_steps"][0] == 1000
+    q = _logging_run(tmp_path / "b.log", [f"Epoch {e}/3 step {s}/200 loss=1.0" for e in range(1, 3) for s in (1, 2)])
+    assert set(counter_totals(q)) == {"epochs"}                        # a step counter within epochs: not a plan
+
+
+def test_counter_totals_that_disagree_state_no_plan(tmp_path):
+    from collapse_nb.readers._text_counters import counter_totals
+
+    lines = [f"Epoch {e}/3 loss=1.0" for e in range(1, 4)] + [f"Epoch {e}/8 loss=1.0" for e in range(1, 4)]
+    assert counter_totals(_logging_run(tmp_path / "c.log", lines)) == {}
+    dates = ["2024/03/05 12:00 loss=1.0", "lr 1e-3 ratio 3/4 loss=0.9"]
+    assert counter_totals(_logging_run(tmp_path / "d.log", dates)) == {}

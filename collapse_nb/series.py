@@ -223,8 +223,20 @@ def _network(row) -> str | None:
     return nets.pop() if len(nets) == 1 else None
 
 
+_DATALOADER_SET = re.compile(r"(?P<base>.+?)_(?P<set>dataloader_idx_\d+)")
+
+
 def _mark_eval_sets(cat: pd.DataFrame) -> None:
-    """``eval_<set>_loss`` (val, with no plain val ``loss`` and no train term of that name) is set ``<set>``."""
+    """Validation sets: Lightning's ``val/loss/dataloader_idx_<n>`` (one per val dataloader) is set
+    ``dataloader_idx_<n>``; HF's ``eval_<set>_loss`` (val, with no plain val ``loss`` and no train term of that
+    name) is set ``<set>``."""
+    for i, r in cat.iterrows():
+        m = _DATALOADER_SET.fullmatch(str(r["name"]))
+        if r["phase"] not in ("val", "test") or m is None:
+            continue
+        cat.at[i, "eval_set"] = m["set"]
+        if m["base"] == "loss" and r["role"] in ("component", "objective"):
+            cat.at[i, "role"] = "objective"
     loss_val = (cat["phase"] == "val") & (cat["name"] == "loss") & (cat["role"] == "objective")
     train_names = set(cat.loc[cat["phase"].isin(["train"]) | cat["phase"].isna(), "name"])
     if loss_val.any():

@@ -196,3 +196,67 @@ def test_lightning_resumed_version_is_one_timeline(lightning_logs):
     assert not [f for f in findings if f.severity in ("warning", "critical")]   # a healthy regression
     (cov,) = [f for f in findings if f.code == "objective"]
     assert cov.details["resolution"] == "step"
+
+
+@pytest.fixture(scope="module")
+def lightning_two_val_sets(tmp_path_factory):
+    """A 4-class classifier with two validation dataloaders, a StepLR schedule and the lr monitor, logged by
+    TensorBoardLogger and CSVLogger at once."""
+    L = pytest.importorskip("lightning")
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Classifier(L.LightningModule):
+        def __init__(self, lr=0.05, num_classes=4):
+            super().__init__()
+            self.save_hyperparameters()
+            self.net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, num_classes))
+
+        def training_step(self, batch, i):
+            x, y = batch
+            out = self.net(x)
+            loss = torch.nn.functional.cross_entropy(out, y)
+            self.log("train/loss", loss, on_step=True, on_epoch=True)
+            self.log("train/acc", (out.argmax(1) == y).float().mean(), on_step=False, on_epoch=True)
+            return loss
+
+        def validation_step(self, batch, i, dataloader_idx=0):
+            x, y = batch
+            out = self.net(x)
+            self.log("val/loss", torch.nn.functional.cross_entropy(out, y))
+            self.log("val/acc", (out.argmax(1) == y).float().mean())
+
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+            return {"optimizer": opt, "lr_scheduler": torch.optim.lr_scheduler.StepLR(opt, 2, 0.5)}
+
+    g = torch.Generator().manual_seed(0)
+
+    def data(n):
+        x = torch.randn(n, 8, generator=g)
+        return TensorDataset(x, x[:, :4].argmax(1))
+
+    root = tmp_path_factory.mktemp("pl2")
+    torch.manual_seed(0)
+    trainer = L.Trainer(max_epochs=6, logger=[TensorBoardLogger(root, name="tb"), CSVLogger(root, name="csv")],
+                        log_every_n_steps=5, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                        callbacks=[LearningRateMonitor()])
+    trainer.fit(Classifier(), DataLoader(data(512), batch_size=32),
+                [DataLoader(data(64), batch_size=32), DataLoader(data(64), batch_size=32)])
+    return root
+
+
+@pytest.mark.parametrize("logger", ["csv", "tb"])
+def test_lightning_each_val_dataloader_is_its_own_set(lightning_two_val_sets, logger):
+    run = cnb.load(lightning_two_val_sets / logger)
+    cat = run.series
+    val = cat[(cat["phase"] == "val") & (cat["role"] == "objective")]
+    assert set(val["eval_set"]) == {"dataloader_idx_0", "dataloader_idx_1"}    # not two terms of one loss
+    findings = cnb.diagnose(run)
+    (vbt,) = _by(findings, "val_below_train")
+    assert "dataloader_idx_" in vbt.title and 0.7 < vbt.details["ratio_median"] < 1.4   # not train/(val_0+val_1)
+    (lr,) = _by(findings, "lr_schedule_mismatch")
+    assert lr.severity == "ok" and "no scheduler" in lr.summary                 # StepLR is not in hparams.yaml
+    (chance,) = _by(findings, "chance_level_loss")
+    assert "ln 4" in chance.title

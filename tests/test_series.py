@@ -166,11 +166,17 @@ def test_a_run_stopped_before_its_plan_says_where(tmp_path):
 def test_a_plan_printed_in_the_log_counts_for_a_run_stopped_early(tmp_path):
     p = tmp_path / "train.log"
     lines = ["setting training iterations to 5000"]
-    lines += [f" iteration {it:8d}/ 5000 | lm loss: {5 - it / 1000:.6E} |" for it in range(10, 510, 10)]
+    lines += [f" iteration {it:8d} | lm loss: {5 - it / 1000:.6E} |" for it in range(10, 510, 10)]
     p.write_text("\n".join(lines) + "\n")
     stop = next(f for f in Coverage()(cnb.load(p)) if f.code == "run_incomplete")
     assert (stop.details["reached"], stop.details["planned"]) == (500, 5000)
     assert "setting training iterations to" in stop.details["from"]
+    # Megatron's progress counter states the same plan on every line: "iteration 10/ 5000"
+    p.write_text("\n".join(f" iteration {it:8d}/ 5000 | lm loss: {5 - it / 1000:.6E} |"
+                           for it in range(10, 510, 10)) + "\n")
+    stop = next(f for f in Coverage()(cnb.load(p)) if f.code == "run_incomplete")
+    assert (stop.details["reached"], stop.details["planned"]) == (500, 5000)
+    assert "line 1 ('iteration       10/ 5000')" in stop.details["from"]
 
 
 def test_a_capital_d_after_a_digit_is_not_a_discriminator(tmp_path):

@@ -100,14 +100,18 @@ class LossPlateau(Check):
         details = {"window_points": k, "unit": unit, "window_start": w_start, "window_end": w_end,
                    "improvement": improvement, "overall_improvement": overall, "start": start, "slope": slope,
                    "window_from": c["where"].iloc[s], "to": c["where"].iloc[-1], **logged, **curve_basis(c)}
-        moved = _moved(logged["window_change"])
         values = (f"{fmt(logged['window_first'])} at {details['window_from']}, {fmt(logged['window_last'])} at "
                   f"{details['to']}; lowest {fmt(logged['window_min'])} at {logged['window_min_where']}, highest "
                   f"{fmt(logged['window_max'])} at {logged['window_max_where']}")
-        if improvement >= self.min_improvement:
+        half = k // 2
+        first_half, second_half = float(np.median(win[:half])), float(np.median(win[k - half:]))
+        if improvement >= self.min_improvement and second_half < first_half:
+            # the trend decides; the sentence quotes logged values that agree with it (medians of the halves)
+            halves = (second_half - first_half) / abs(first_half) if first_half else 0.0
             return [self.finding("loss_decreasing", "ok", "Train loss is still decreasing",
-                                 summary=f"Over the last {k} {unit} the train loss {moved} (median of the first and "
-                                         f"last {j} points of the window: {fmt(head)} -> {fmt(tail_)}; {values}).",
+                                 summary=f"Over the last {k} {unit} the train loss {_moved(halves)} (median of the "
+                                         f"first and last {half} points of the window: {fmt(first_half)} -> "
+                                         f"{fmt(second_half)}; {values}).",
                                  details=details, score=improvement)]
         stuck = overall < self.stuck_improvement
         chance, n_classes, k_from = chance_loss(run)

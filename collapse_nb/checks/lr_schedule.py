@@ -131,6 +131,20 @@ class LRScheduleMismatch(Check):
                                  summary=f"The logged learning rate follows {desc} as configured: median relative "
                                          f"error {best['median_err']:.1%} over {len(y)} logged values{ended}.",
                                  evidence=ev, details=details)]
+        if not problems and not sched and not w:
+            # no schedule is configured, only a learning rate: the shape cannot be wrong, the start can
+            starts = abs(float(y[0]) / peak - 1) <= self.peak_tolerance or \
+                abs(details["peak_logged"] / peak - 1) <= self.peak_tolerance
+            if starts:
+                return [self.finding("lr_schedule_ok", "ok", f"Learning rate starts at the configured {fmt(peak)}",
+                                     summary=f"The logged learning rate goes from {fmt(float(y[0]))} ({unit} "
+                                             f"{fmt(x[0])}) to {fmt(float(y[-1]))} ({unit} {fmt(x[-1])}), peaking at "
+                                             f"{fmt(details['peak_logged'])}; the config names no scheduler to "
+                                             f"compare its shape with (learning_rate = {fmt(peak)}).",
+                                     evidence=ev, details={**details, "shape_unknown": True})]
+            problems.append(("peak_mismatch",
+                             f"the logged lr peaks at {fmt(details['peak_logged'])}, "
+                             f"{details['peak_logged'] / peak:.2g}x the configured learning_rate = {fmt(peak)}"))
         if not problems:
             problems.append(("shape_mismatch", f"the logged lr does not follow the configured schedule: the closest "
                                                f"shape ({desc}) is off by {best['median_err']:.0%} (median)"))

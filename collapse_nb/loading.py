@@ -200,16 +200,18 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
     config_parts.sort(key=lambda sc: 0 if get_reader(_format_of(results, sc[0])).is_config else 1)
     config, where, conflicts = merge_configs(config_parts)
     at = {r.source: r.config_where for r in results if r.config_where}
-    for key, src in list(where.items()):            # where in the file, when its reader knows: "line 12 ('Epoch 1/10')"
+    config_lines = {}                               # where in its file, when the reader knows: "line 12 ('Epoch 1/10')"
+    for key, src in where.items():
         raw_keys = [k for k in at.get(src, {}) if canonical_key(k) == key]
         if raw_keys:
-            where[key] = f"{src}, {at[src][raw_keys[0]]}"
+            config_lines[key] = at[src][raw_keys[0]]
     scalars = _concat(frames)
     meta = {
         "files": files,
         "formats": sorted({r.format for r in results}),
         "config": config,
         "config_sources": where,
+        "config_lines": config_lines,
         "config_conflicts": conflicts,
         "config_raw": config_raw,
         "restarts": restarts,

@@ -28,7 +28,7 @@ class Run:
         (dtypes in :data:`collapse_nb.tables.SCALAR_DTYPES`). NaN and inf are kept.
     meta : dict
         ``files`` (one entry per file: format, rows, lines not understood and
-        where), ``formats``, ``config`` (canonical settings), ``config_sources``,
+        where), ``formats``, ``config`` (canonical settings), ``config_sources`` (file), ``config_lines`` (where in it),
         ``config_raw`` (everything each file said), ``config_conflicts``,
         ``restarts`` and ``notes``.
     """

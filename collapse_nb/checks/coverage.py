@@ -172,6 +172,8 @@ def _planned(run, keys: tuple[str, ...]) -> tuple[float | None, str]:
         v = _number(cfg.get(k))
         if v:
             src = (run.meta.get("config_sources") or {}).get(k, "the config")
+            line = (run.meta.get("config_lines") or {}).get(k)
+            src = f"{src}, {line}" if line and isinstance(src, str) else src
             return v, f"{k} = {fmt(v)} in {src}" if isinstance(src, str) else f"{k} = {fmt(v)}"
     for key in keys:
         v = _raw_number(run, key)

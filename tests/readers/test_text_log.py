@@ -429,7 +429,8 @@ def test_epoch_counter_total_is_the_planned_length(tmp_path):
              for b in range(1, 6)]
     run = cnb.load(_logging_run(tmp_path / "train.log", lines))
     assert run.config["epochs"] == 10                                  # the batch total (5) is not a plan
-    assert "line 1 ('Epoch 1/10')" in run.meta["config_sources"]["epochs"]
+    assert run.meta["config_sources"]["epochs"] == str(tmp_path / "train.log")
+    assert run.meta["config_lines"]["epochs"] == "line 1 ('Epoch 1/10')"
     stopped = [f for f in cnb.diagnose(run) if f.code == "run_incomplete"]
     assert stopped and stopped[0].details["reached"] == 3 and stopped[0].details["planned"] == 10
 

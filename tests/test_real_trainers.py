@@ -260,3 +260,41 @@ def test_lightning_each_val_dataloader_is_its_own_set(lightning_two_val_sets, lo
     assert lr.severity == "ok" and "no scheduler" in lr.summary                 # StepLR is not in hparams.yaml
     (chance,) = _by(findings, "chance_level_loss")
     assert "ln 4" in chance.title
+
+
+def test_hf_sequence_classifier_chance_is_its_labels_and_shuffled_eval_labels_stay_at_chance(tmp_path):
+    pytest.importorskip("transformers")
+    import numpy as np
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=5,
+                                                     max_position_embeddings=16))
+    g = torch.Generator().manual_seed(0)
+
+    def data(n, shuffled=False):          # the label is the first token mod 5; shuffled: a random label
+        rows = []
+        for _ in range(n):
+            x = torch.randint(0, 50, (12,), generator=g)
+            y = int(torch.randint(0, 5, (1,), generator=g)) if shuffled else int(x[0] % 5)
+            rows.append({"input_ids": x, "labels": y})
+        return rows
+
+    def accuracy(p):
+        return {"accuracy": float((np.argmax(p.predictions, -1) == p.label_ids).mean())}
+
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=16, num_train_epochs=8,
+                             logging_steps=5, eval_strategy="epoch", save_strategy="no", report_to=[],
+                             learning_rate=3e-3, use_cpu=True, disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=data(256), eval_dataset=data(64, shuffled=True),
+                      compute_metrics=accuracy)
+    trainer.train()
+    trainer.save_state()
+    trainer.save_model()                                   # config.json with architectures and id2label
+    findings = cnb.diagnose(cnb.load(tmp_path / "out"))
+    (chance,) = _by(findings, "chance_level_loss")
+    assert "ln 5" in chance.title                          # the 5 labels, not the 50-token vocabulary
+    (val,) = _by(findings, "val_at_chance")
+    assert (val.code, val.severity) == ("val_at_chance", "critical")
+    assert "id2label" in val.details["chance_from"] and "does not generalise" in val.summary

@@ -15,6 +15,7 @@ loss that is not a squared error (``loss: mae``), this comparison is skipped.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,7 +172,15 @@ class ChanceLevelLoss(Check):
     @staticmethod
     def _classes(run) -> tuple[int | None, str]:
         raw = run.meta.get("config_raw", {}) if hasattr(run, "meta") else {}
+        classifier = False
+        for src, cfg in (raw.items() if isinstance(raw, dict) else []):
+            k, is_classifier = _hf_labels(cfg) if isinstance(cfg, dict) else (None, False)
+            classifier |= is_classifier
+            if k is not None:
+                return k, f"{k} labels in id2label in {src}"
         for keys, what in ((_K_KEYS, "classes"), (_VOCAB_KEYS, "vocabulary")):
+            if classifier and what == "vocabulary":       # a sequence classifier's chance is its labels, not its vocab
+                continue
             for src, cfg in (raw.items() if isinstance(raw, dict) else []):
                 for key, v in (cfg.items() if isinstance(cfg, dict) else []):
                     leaf = str(key).rsplit(".", 1)[-1].lower()
@@ -209,3 +218,21 @@ class ChanceLevelLoss(Check):
                 "argmax), with the right class count.",
                 "Overfit a single batch: if the loss cannot leave the chance level there, the bug is in the model or "
                 "the loss, not the data."]
+
+
+_HF_CLASSIFIER = re.compile(r"For(Sequence|Token|Image|Audio|Video)Classification|ForMultipleChoice")
+
+
+def _hf_labels(cfg: dict) -> tuple[int | None, bool]:
+    """``(K, is_classifier)`` from a Hugging Face model config: ``id2label`` counts the labels (HF stores no
+    ``num_labels``) when the model is a classifier (``problem_type``, ``architectures``) or names more than
+    the two default labels; a regression (``problem_type: regression``) has none."""
+    problem = str(cfg.get("problem_type") or "")
+    arch = " ".join(str(v) for k, v in cfg.items() if str(k).split(".")[0] == "architectures")
+    classifier = "classification" in problem or bool(_HF_CLASSIFIER.search(arch))
+    if problem == "regression":
+        return None, True
+    labels = {str(k).split(".", 1)[1] for k in cfg if str(k).startswith("id2label.")}
+    if labels and (classifier or len(labels) > 2):
+        return (len(labels) if len(labels) >= 2 else None), classifier
+    return None, classifier

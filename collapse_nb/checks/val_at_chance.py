@@ -229,17 +229,20 @@ def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _at_points(train: pd.DataFrame, points: pd.DataFrame) -> np.ndarray:
-    """The train values at (or, per epoch, within) the validation points' epochs/steps."""
-    for key in ("step", "epoch"):
-        if key in points and points[key].notna().all() and key in train and train[key].notna().any():
-            m = train[key].isin(points[key].tolist())
-            if m.any():
-                return train.loc[m, "value"].to_numpy(dtype="float64")
-            if key == "epoch":
-                ep = np.floor(pd.to_numeric(train["epoch"], errors="coerce").astype("float64"))
-                m = pd.Series(ep).isin(points["epoch"].astype("float64").tolist()).to_numpy()
-                if m.any():
-                    return train.loc[m, "value"].to_numpy(dtype="float64")
+    """The train values logged at, or last before, each validation point (by step when both have steps, else
+    by epoch: the train values of those epochs)."""
+    tv = train["value"].to_numpy(dtype="float64")
+    if "step" in points and points["step"].notna().all() and "step" in train and train["step"].notna().all():
+        ts = pd.to_numeric(train["step"], errors="coerce").to_numpy(dtype="float64")
+        order = np.argsort(ts, kind="stable")
+        ts, tv = ts[order], tv[order]
+        i = np.searchsorted(ts, pd.to_numeric(points["step"], errors="coerce").to_numpy(dtype="float64"),
+                            side="right") - 1
+        return tv[i[i >= 0]]
+    if "epoch" in points and points["epoch"].notna().all() and "epoch" in train and train["epoch"].notna().any():
+        ep = np.floor(pd.to_numeric(train["epoch"], errors="coerce").to_numpy(dtype="float64"))
+        want = np.floor(pd.to_numeric(points["epoch"], errors="coerce").to_numpy(dtype="float64"))
+        return tv[np.isin(ep, want)]
     return np.array([])
 
 

@@ -16,7 +16,7 @@ class UnreadableFileError(CollapseNBError, ValueError):
     """A file exists but cannot be read as the format asked for (or any format)."""
 
     def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
+        self.path = printable_path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
@@ -33,5 +33,15 @@ class MissingPathError(CollapseNBError, FileNotFoundError):
     """A path given to :func:`collapse_nb.load` does not exist."""
 
     def __init__(self, path: str | Path):
-        self.path = str(path)
+        self.path = printable_path(path)
         super().__init__(f"{self.path}: no such file or directory")
+
+
+def printable_path(path: "str | Path") -> str:
+    """A path as text that can always be printed and written: bytes of the name that are not UTF-8 (kept by
+    Python as surrogate escapes) shown as ``\\xff`` escapes."""
+    import os
+    try:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    except (TypeError, ValueError):
+        return str(path)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -10,11 +11,11 @@ from pandas.api.types import union_categoricals
 
 from .config import canonical_config, canonical_key, merge_configs
 from .errors import (CollapseNBError, MissingPathError, NothingReadableError, UnknownFormatError,
-                     UnreadableFileError)
+                     UnreadableFileError, printable_path)
 from .repeats import drop_repeats
 from .readers.base import ReadResult, Reader, get_reader, looks_binary, read_head, readers
 from .run import Run
-from .tables import SCALAR_DTYPES, detect_segments, normalise_raw
+from .tables import SCALAR_DTYPES, bad_counters, detect_segments, normalise_raw
 
 PathLike = str | os.PathLike
 
@@ -39,12 +40,68 @@ def sniff(path: PathLike) -> tuple[Reader | None, float]:
     return best, score
 
 
-def _files_in(directory: Path) -> list[Path]:
+def _files_in(directory: Path, follow_symlinks: bool = False,
+              ignored: list[dict[str, str]] | None = None) -> list[Path]:
+    """The regular files under ``directory`` (hidden ones and ``__pycache__`` aside), sorted.
+
+    Named pipes, sockets and devices are never opened (reading a FIFO blocks forever); a symbolic link
+    whose target lies outside ``directory`` is not followed unless ``follow_symlinks``; a link that is
+    broken or loops is skipped. Each of these is listed in ``ignored`` with the reason.
+    """
+    ignored = ignored if ignored is not None else []
+    root = os.path.realpath(directory)
     out = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-        out.extend(Path(root) / f for f in sorted(files) if not f.startswith("."))
+    for here, dirs, files in os.walk(directory, followlinks=follow_symlinks):
+        keep = []
+        for d in sorted(dirs):
+            if d.startswith(".") or d == "__pycache__":
+                continue
+            full = os.path.join(here, d)
+            if os.path.islink(full) and not _inside(full, root):
+                ignored.append({"source": _name(full), "reason": "a symbolic link to a folder outside the "
+                                "directory given: not followed (pass follow_symlinks=True to follow it)"})
+                continue
+            keep.append(d)
+        dirs[:] = keep
+        for f in sorted(files):
+            if f.startswith("."):
+                continue
+            full = os.path.join(here, f)
+            why = _not_a_file(full, root, follow_symlinks)
+            if why:
+                ignored.append({"source": _name(full), "reason": why})
+            else:
+                out.append(Path(full))
     return out
+
+
+def _inside(path: str, root: str) -> bool:
+    target = os.path.realpath(path)
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _not_a_file(path: str, root: str, follow_symlinks: bool) -> str:
+    """Why ``path`` is not read as a file of the run, or ``""``."""
+    try:
+        if os.path.islink(path):
+            if not os.path.exists(path):
+                return "a broken symbolic link"
+            if not follow_symlinks and not _inside(path, root):
+                return ("a symbolic link to a file outside the directory given: not followed "
+                        "(pass follow_symlinks=True to follow it)")
+        st = os.stat(path)
+    except OSError as exc:
+        return f"cannot be examined: {exc.strerror or exc}"
+    if stat.S_ISREG(st.st_mode):
+        return ""
+    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+            else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+    return f"{kind}: only regular files are read"
+
+
+def _name(path: str) -> str:
+    """A path as text that can always be printed and written (bytes that are not UTF-8 shown as escapes)."""
+    return printable_path(path)
 
 
 def _unrecognised(path: Path) -> str:
@@ -69,12 +126,50 @@ def _read_one(path: Path, fmt: str | None) -> ReadResult:
             if why.startswith("file is empty"):
                 raise UnreadableFileError(path, why)
             raise UnknownFormatError(f"{path}: {why}; pass format= one of: {', '.join(sorted(readers()))}")
-    try:
-        return reader.read(path)
+    try:                    # every stage of reading the file: parsing, then the counters, then normalising
+        r = reader.read(path)
+        r.source = _name(r.source)          # a name that is not UTF-8 stays printable (and writable in a report)
+        return _normalised(r)
     except CollapseNBError:
         raise
-    except (UnicodeError, ValueError, KeyError, TypeError, IndexError, pd.errors.ParserError) as exc:
+    except RecursionError as exc:
+        raise UnreadableFileError(path, f"not readable as {reader.name}: nested too deeply") from exc
+    except MemoryError as exc:
+        raise UnreadableFileError(path, f"not readable as {reader.name}: it needs more memory than there is "
+                                        f"(a record inflates beyond what can be held)") from exc
+    except (UnicodeError, ValueError, KeyError, TypeError, IndexError, ArithmeticError, AttributeError,
+            pd.errors.ParserError, OSError) as exc:
         raise UnreadableFileError(path, f"not readable as {reader.name}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - a reader's bug must still name the file, never escape raw
+        raise UnreadableFileError(path, f"not readable as {reader.name} (a reader error, please report it): "
+                                        f"{type(exc).__name__}: {exc}") from exc
+
+
+def _normalised(r: ReadResult) -> ReadResult:
+    """``r`` with its scalars in the contract's columns and dtypes (:func:`normalise_raw`), rows whose time
+    counters are not usable (a step of ``inf`` or ``1.5``) dropped and counted in ``r.skipped``, and its
+    segments found."""
+    raw = r.scalars
+    drop, why = bad_counters(raw)
+    if drop.any():
+        for reason, lines in why.items():
+            lines = list(dict.fromkeys(lines))          # a line's values share its counter: count the line once
+            for ln in lines[:r.skipped.max_examples]:
+                r.skipped.add(ln, reason)
+            if len(lines) > r.skipped.max_examples:
+                r.skipped.add(lines[0], reason, n=len(lines) - r.skipped.max_examples)
+        raw = raw[~drop].reset_index(drop=True)
+    df = normalise_raw(raw, r.source)
+    if df["segment"].isna().all():
+        seg, found = detect_segments(df)
+        df["segment"] = seg.to_numpy()
+    else:
+        df["segment"] = df["segment"].fillna(0)
+        first_line = df.groupby("segment", observed=True)["line"].min()     # one pass, not one per segment
+        found = [{"line": int(ln), "segment": int(s)} for s, ln in first_line.sort_index().items() if s > 0]
+    r.scalars = df
+    r.segments_found = found
+    return r
 
 
 def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -95,7 +190,8 @@ def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return out[list(SCALAR_DTYPES)]
 
 
-def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None) -> Run:
+def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None,
+         follow_symlinks: bool = False) -> Run:
     """Read training logs into a :class:`Run`.
 
     Parameters
@@ -106,6 +202,10 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
     format
         A format name from :func:`formats`, to skip sniffing. For a directory,
         only files that format's reader recognises are read.
+    follow_symlinks
+        In a directory, follow symbolic links whose target lies outside it (default: not followed,
+        listed in ``meta["ignored"]``). Only regular files are ever read: named pipes, sockets and
+        devices are listed in ``meta["ignored"]`` with the reason.
 
     Raises
     ------
@@ -129,23 +229,26 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
     for p in paths:
         if not p.exists():
             raise MissingPathError(p)
-        if p.is_file():
+        if not p.is_dir():
+            why = _not_a_file(str(p), os.path.realpath(p), True)
+            if why:
+                raise UnreadableFileError(p, why)
             results.append(_read_one(p, format))
             continue
         found = []
-        for f in _files_in(p):
+        for f in _files_in(p, follow_symlinks, ignored):
             try:
                 if format is not None:
                     if get_reader(format).sniff(read_head(f), f) <= 0:
                         continue
                 elif sniff(f)[0] is None:
-                    ignored.append({"source": str(f), "reason": _unrecognised(f)})
+                    ignored.append({"source": _name(str(f)), "reason": _unrecognised(f)})
                     continue
                 found.append(_read_one(f, format))
             except CollapseNBError as exc:
-                ignored.append({"source": str(f), "reason": str(exc)})
+                ignored.append({"source": _name(str(f)), "reason": _name(str(exc))})
             except OSError as exc:
-                ignored.append({"source": str(f), "reason": f"cannot read: {exc}"})
+                ignored.append({"source": _name(str(f)), "reason": f"cannot read: {exc.strerror or exc}"})
         if not any(not get_reader(r.format).is_config for r in found):
             detail = "; ".join([f"only configuration: {', '.join(r.source for r in found)}"] * bool(found) +
                                [f"{i['source']}: {i['reason']}" for i in ignored[:10]]) or "it is empty"
@@ -159,15 +262,8 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
     config_parts, config_raw = [], {}
     extra: dict[str, list[pd.DataFrame]] = {}
     for r in results:
-        df = normalise_raw(r.scalars, r.source)
-        r.scalars = r.scalars.iloc[:0]        # the raw table is no longer needed: free it before the next file
-        if df["segment"].isna().all():
-            seg, found = detect_segments(df)
-            df["segment"] = seg.to_numpy()
-        else:
-            df["segment"] = df["segment"].fillna(0)
-            first_line = df.groupby("segment", observed=True)["line"].min()     # one pass, not one per segment
-            found = [{"line": int(ln), "segment": int(s)} for s, ln in first_line.sort_index().items() if s > 0]
+        df, found = r.scalars, r.segments_found          # normalised by _read_one, inside its error handling
+        r.scalars = r.scalars.iloc[:0]
         if r.segment_starts:     # the reader knows where each restarted run begins (its banner, not its first value)
             found = [{"line": int(ln), "segment": i + 1} for i, ln in enumerate(r.segment_starts)]
         restarts.extend({"source": r.source, **x} for x in found)

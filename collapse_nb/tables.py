@@ -529,3 +529,47 @@ def build_epochs(scalars: pd.DataFrame) -> pd.DataFrame:
     wide["epoch"] = wide["epoch"].astype("Float64")
     wide["step"] = wide["step"].astype("Int64")
     return wide
+
+
+#: The largest counter value kept exactly: beyond 2**53 a float64 (what most readers parse into) skips integers.
+MAX_COUNTER = 2.0 ** 53
+
+
+def bad_counters(raw: pd.DataFrame) -> tuple[np.ndarray, dict[str, list[int]]]:
+    """Rows of a reader's raw table whose time counters cannot be kept, and why, by reason.
+
+    ``step``, ``batch`` and ``segment`` must be whole numbers (``inf``, ``NaN`` given as text, ``1.5`` or a
+    number beyond 2**53 is not a step); ``epoch`` may be fractional (HF logs 0.25) but must be finite.
+    A missing counter (NaN) is fine. Returns ``(drop mask, {reason: [line, ...]})``.
+    """
+    n = len(raw)
+    drop = np.zeros(n, dtype=bool)
+    why: dict[str, list[int]] = {}
+    if not n:
+        return drop, why
+    lines = pd.to_numeric(raw["line"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan) \
+        if "line" in raw.columns else np.arange(1, n + 1, dtype="float64")
+    for col in ("step", "batch", "segment", "epoch"):
+        if col not in raw.columns:
+            continue
+        s = raw[col]
+        if s.dtype.kind in "iu" or str(s.dtype) in ("Int64", "Int32", "Int8", "UInt64"):
+            continue                                  # already whole numbers
+        v = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        given = s.notna().to_numpy()
+        nan_given = given & np.isnan(v)               # a value that is there but is no number (NaN, text)
+        with np.errstate(invalid="ignore"):
+            if col == "epoch":
+                bad = nan_given | np.isinf(v) | (np.abs(v) > MAX_COUNTER)
+            else:
+                bad = nan_given | ~np.isfinite(np.where(np.isnan(v) & ~nan_given, 0.0, v)) | \
+                    (np.abs(np.nan_to_num(v)) > MAX_COUNTER) | (np.nan_to_num(v) != np.round(np.nan_to_num(v)))
+        bad &= ~drop
+        if bad.any():
+            kinds = np.where(np.isnan(v[bad]) | np.isinf(v[bad]), "NaN, inf or text",
+                             np.where(np.abs(v[bad]) > MAX_COUNTER, "beyond 2**53", "not a whole number"))
+            for kind in dict.fromkeys(kinds.tolist()):
+                reason = f"{col} is not a usable counter ({kind})" if col != "epoch" else f"epoch is {kind}"
+                why[reason] = [int(x) if x == x else 0 for x in lines[bad][kinds == kind]]
+            drop |= bad
+    return drop, why

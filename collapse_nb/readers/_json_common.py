@@ -43,14 +43,27 @@ _SPECIAL_FLOATS = {"nan": math.nan, "+nan": math.nan, "-nan": math.nan, "inf": m
                    "-inf": -math.inf, "infinity": math.inf, "+infinity": math.inf, "-infinity": -math.inf}
 
 
+class TooDeepError(ValueError):
+    """A JSON document nested deeper than Python's parser can follow (a ``ValueError``: a bad line or file)."""
+
+
 def loads(text: str | bytes) -> Any:
-    """Parse one JSON document; ``NaN``/``Infinity`` literals are accepted."""
+    """Parse one JSON document; ``NaN``/``Infinity`` literals are accepted. A document nested too deeply
+    for the parser (``[[[[...`` thousands of levels) raises :class:`TooDeepError`, a ``ValueError`` like
+    any other malformed JSON, never a ``RecursionError``."""
     if _orjson is not None:
         try:
             return _orjson.loads(text)
         except _orjson.JSONDecodeError:
-            pass  # orjson refuses NaN/Infinity: let json decide (and raise a ValueError if truly bad)
-    return json.loads(text)
+            pass  # orjson refuses NaN/Infinity (and depth > 1024): let json decide
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise TooDeepError(f"JSON nested more deeply than {MAX_DEPTH_HINT} levels") from None
+
+
+#: What the error says about depth; Python's parser stops near its recursion limit.
+MAX_DEPTH_HINT = "the parser's recursion limit of about 1,000"
 
 
 def decode_line(data: bytes, line: int, skipped: SkipLog) -> str:
@@ -96,9 +109,12 @@ class ListNotes:
         self.sentinel: set[str] = set()
         self.not_numeric: set[str] = set()
         self.text: set[str] = set()
+        self.huge: set[str] = set()
 
     def notes(self) -> list[str]:
         out = []
+        if self.huge:
+            out.append(f"integers too large for a float64 read as inf: {', '.join(sorted(self.huge)[:10])}")
         if self.too_long:
             names = ", ".join(f"{k} ({n})" for k, n in sorted(self.too_long.items())[:10])
             out.append(f"lists longer than {MAX_LIST_LEN} values not kept: {names}")
@@ -117,10 +133,13 @@ def numeric_items(obj: dict, notes: ListNotes, prefix: str = "") -> Iterator[tup
     for key, v in obj.items():
         name = f"{prefix}{key}" if prefix else key
         t = type(v)
-        if t is float or t is int:  # the common case first (bool is not int here)
-            yield name, float(v)
-        elif is_number(v):  # int/float subclasses
-            yield name, float(v)
+        if t is float:  # the common case first (bool is not int here)
+            yield name, v
+        elif t is int or is_number(v):  # ints (of any size) and int/float subclasses
+            x = _float(v)
+            if math.isinf(x) and not isinstance(v, float):
+                notes.huge.add(name)
+            yield name, x
         elif isinstance(v, str):
             f = special_float(v)
             if f is not None:
@@ -143,17 +162,37 @@ def _list_items(name: str, values: list, notes: ListNotes) -> Iterator[tuple[str
     if len(values) > MAX_LIST_LEN:
         notes.too_long[name] = len(values)
         return
-    nums = [float(x) if is_number(x) else special_float(x) for x in values]
+    nums = [_float(x) if is_number(x) else special_float(x) for x in values]
+    if any(math.isinf(x) and not isinstance(v, float) for x, v in zip(nums, values) if is_number(v)):
+        notes.huge.add(name)
     if any(x == -1.0 for x in nums):
         notes.sentinel.add(name)
     for i, x in enumerate(nums):
         yield f"{name}/{i}", x
 
 
+def _float(v: Any) -> float:
+    """``float(v)``, with an integer too large for a float64 as +-inf instead of an OverflowError."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
+
+
+def as_counter(value: Any) -> float:
+    """A time counter (step, iteration, epoch) as float: NaN when it is absent (``None``), ``inf`` when it is
+    there but is no number (``NaN``, text), so that the loader counts the row as skipped instead of treating
+    it as one without a step."""
+    if value is None:
+        return math.nan
+    x = as_float(value)
+    return math.inf if math.isnan(x) else x
+
+
 def as_float(value: Any) -> float:
-    """An index value (step, epoch...) as float; NaN when it is not a number."""
+    """An index value (step, epoch...) as float; NaN when it is not a number (inf when it is too large)."""
     if is_number(value):
-        return float(value)
+        return _float(value)
     if isinstance(value, str):
         try:
             return float(value)
@@ -190,12 +229,16 @@ def iter_array_records(text: str, skipped: SkipLog, start: int = 0) -> Iterator[
         if pos >= n or text[pos] == "]":
             return
         try:
-            obj, end = _DECODER.raw_decode(text, pos)
-        except ValueError:
+            try:
+                obj, end = _DECODER.raw_decode(text, pos)
+            except RecursionError:
+                raise TooDeepError("nested too deeply") from None
+        except ValueError as exc:
             nxt = _NEXT_OBJECT.search(text, pos + 1)
             truncated = nxt is None
-            skipped.add(line_of(pos), "not valid JSON" + (" (file cut off)" if truncated else ""),
-                        text[pos:pos + 200].strip())
+            why = ("nested too deeply for the JSON parser" if isinstance(exc, TooDeepError) else
+                   "not valid JSON" + (" (file cut off)" if truncated else ""))
+            skipped.add(line_of(pos), why, text[pos:pos + 200].strip())
             if truncated:
                 return
             pos = nxt.start()

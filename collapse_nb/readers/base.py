@@ -121,6 +121,8 @@ class ReadResult:
     segment_starts: list[int] = field(default_factory=list)
     #: Extra tables a reader may produce (e.g. ``histograms`` for TensorBoard).
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: Set when the loader normalises ``scalars``: the restarts found in them (``[{line, segment}]``).
+    segments_found: list[dict[str, int]] = field(default_factory=list)
 
 
 class Reader:

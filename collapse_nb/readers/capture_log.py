@@ -69,7 +69,7 @@ _OUTPUTS = ("pred_mean", "pred_std", "target_mean", "target_std")
 def _num(v: Any) -> float | None:
     """A record value as a float; ``None`` for what is not a number (null, text, booleans)."""
     if is_number(v):
-        return float(v)
+        return as_float(v)
     if isinstance(v, str):
         return special_float(v)
     return None

@@ -35,7 +35,7 @@ from pathlib import Path
 from ..errors import UnreadableFileError
 from ..names import PHASE_WORDS
 from .base import ReadResult, Reader, SkipLog, looks_binary, read_text, register
-from ._json_common import ListNotes, RowBuilder, as_float, iter_array_records, numeric_items
+from ._json_common import ListNotes, RowBuilder, as_counter, iter_array_records, numeric_items
 
 _ARRAY_OF_OBJECTS = re.compile(rb"^\s*\[\s*\{")
 STEP_KEYS = ("iteration", "step", "iter")
@@ -55,7 +55,7 @@ def record_phase(name: str) -> str | None:
 def _first(rec: dict, keys: tuple[str, ...]) -> tuple[float, str | None]:
     for k in keys:
         if k in rec:
-            return as_float(rec[k]), k
+            return as_counter(rec[k]), k
     return math.nan, None
 
 

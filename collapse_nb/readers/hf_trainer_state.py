@@ -43,7 +43,7 @@ from pathlib import Path
 from ..config import flatten
 from ..errors import UnreadableFileError
 from .base import ReadResult, Reader, SkipLog, looks_binary, read_text, register
-from ._json_common import ListNotes, RowBuilder, as_float, iter_array_records, loads, numeric_items
+from ._json_common import ListNotes, RowBuilder, as_counter, iter_array_records, loads, numeric_items
 
 _LOG_HISTORY = re.compile(r'"log_history"\s*:\s*\[')
 _LOG_HISTORY_B = re.compile(rb'"log_history"\s*:\s*\[')
@@ -124,8 +124,8 @@ class HFTrainerStateReader(Reader):
     def _add_entry(rows: RowBuilder, lists: ListNotes, line: int, entry: dict) -> bool:
         """Add one log_history entry's values; True if it was the run summary."""
         kind = entry_kind(entry)
-        step = as_float(entry.get("step"))
-        epoch = math.nan if kind == "summary" else as_float(entry.get("epoch"))
+        step = as_counter(entry.get("step"))
+        epoch = math.nan if kind == "summary" else as_counter(entry.get("epoch"))
         phase = _PHASE_OF_KIND[kind]
         body = {k: v for k, v in entry.items() if k not in _INDEX_KEYS}
         rec_id = rows.record(line=line, epoch=epoch, step=step)

@@ -42,8 +42,8 @@ from ..config import flatten
 from ..errors import UnreadableFileError
 from ..names import PHASE_WORDS
 from .base import SNIFF_BYTES, ReadResult, Reader, SkipLog, looks_binary, read_head, register
-from ._json_common import (MAX_LINE_BYTES, ListNotes, RowBuilder, as_float, decode_line, is_number, iter_lines,
-                          loads, numeric_items)
+from ._json_common import (MAX_LINE_BYTES, ListNotes, RowBuilder, TooDeepError, as_counter, as_float, decode_line,
+                           is_number, iter_lines, loads, numeric_items)
 
 Record = tuple[int, dict]
 
@@ -168,8 +168,9 @@ class JsonlReader(Reader):
             nonblank += 1
             try:
                 obj = loads(text)
-            except ValueError:
-                why = "not valid JSON" + ("" if ended else " (truncated last line)")
+            except ValueError as exc:
+                why = ("nested too deeply for the JSON parser" if isinstance(exc, TooDeepError) else
+                       "not valid JSON" + ("" if ended else " (truncated last line)"))
                 skipped.add(ln, why, text.strip())
                 continue
             if not isinstance(obj, dict):
@@ -262,5 +263,5 @@ class JsonlReader(Reader):
             if k in rec:
                 ctx.used.add(k)
                 if math.isnan(found):
-                    found = as_float(rec[k])
+                    found = as_counter(rec[k])
         return found

@@ -125,7 +125,7 @@ def _value(v) -> float | None:
     if isinstance(v, bool):
         return None
     if isinstance(v, (int, float)):
-        return float(v)
+        return as_float(v)
     if isinstance(v, str):
         x = as_float(v)
         return None if math.isnan(x) and v.strip().lower() not in ("nan", "-nan") else x

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 from .base import register
-from ._json_common import as_float
+from ._json_common import as_counter, as_float
 from .jsonl import Context, JsonlReader, Record
 
 _TRAIN_MARKERS = ("epoch", "iter", "memory")
@@ -85,7 +85,7 @@ class MMEngineJsonReader(JsonlReader):
         if "mode" in rec:
             return self._mmcv_context(rec)
         ctx = Context(used={"step"})
-        step = as_float(rec.get("step"))
+        step = as_counter(rec.get("step"))
         if not _is_train_row(rec):
             ctx.phase = "val"
             if self.by_epoch:
@@ -96,8 +96,8 @@ class MMEngineJsonReader(JsonlReader):
             return ctx
         ctx.phase, ctx.step = "train", step
         ctx.used |= {"epoch", "iter"}
-        ctx.epoch = as_float(rec.get("epoch"))
-        it = as_float(rec.get("iter"))
+        ctx.epoch = as_counter(rec.get("epoch"))
+        it = as_counter(rec.get("iter"))
         if not math.isnan(it) and it != step:
             ctx.batch = it
         return ctx
@@ -105,9 +105,9 @@ class MMEngineJsonReader(JsonlReader):
     def _mmcv_context(self, rec: dict) -> Context:
         ctx = Context(used={"mode", "epoch", "iter"})
         ctx.phase = self.phase_of(rec, ctx)
-        ctx.epoch = as_float(rec.get("epoch"))
+        ctx.epoch = as_counter(rec.get("epoch"))
         if ctx.phase == "train":
-            it = as_float(rec.get("iter"))
+            it = as_counter(rec.get("iter"))
             if self.iter_is_batch and self.by_epoch:
                 ctx.batch = it
             else:

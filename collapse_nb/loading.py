@@ -1,8 +1,10 @@
 """``load``: files or directories in, one :class:`~collapse_nb.run.Run` out."""
 from __future__ import annotations
 
+import codecs
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -114,9 +116,62 @@ def _unrecognised(path: Path) -> str:
     return "no reader recognises this content"
 
 
+def _wide_encoding(head: bytes) -> str | None:
+    """``utf-32``/``utf-16`` (with a byte-order mark), ``utf-16-le``/``-be`` (text whose every other byte is
+    NUL: PowerShell's ``Tee-Object``, Windows services), else ``None``."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    sample = head[:4096]
+    if len(sample) >= 16:
+        even, odd = sample[0::2], sample[1::2]
+        if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.05 * len(even):
+            return "utf-16-le"
+        if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.05 * len(odd):
+            return "utf-16-be"
+    return None
+
+
+def _cr_only(head: bytes) -> bool:
+    """Lines ended by a carriage return alone (classic Mac OS, some serial consoles): ``\r`` and no ``\n``."""
+    return b"\r" in head and b"\n" not in head and not looks_binary(head)
+
+
+def _read_converted(path: Path, fmt: str | None, encoding: str) -> ReadResult:
+    """Read a UTF-16/32 text file, or one whose lines end in ``\r`` alone (``encoding="cr"``): converted to
+    UTF-8 with ``\n`` line ends in a temporary file (streamed), read, and named as itself."""
+    with tempfile.TemporaryDirectory(prefix="collapse_nb-") as tmp:
+        utf8 = Path(tmp) / path.name
+        with open(path, "rb") as src, open(utf8, "wb") as dst:
+            if encoding == "cr":
+                while block := src.read(1 << 20):
+                    dst.write(block.replace(b"\r", b"\n"))
+            else:
+                decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+                while block := src.read(1 << 20):
+                    dst.write(decoder.decode(block).encode("utf-8"))
+                dst.write(decoder.decode(b"", final=True).encode("utf-8"))
+        try:
+            r = _read_one(utf8, fmt)
+        except UnreadableFileError as exc:
+            raise UnreadableFileError(path, exc.reason.replace(str(utf8), str(path))) from exc
+        except UnknownFormatError as exc:
+            raise UnknownFormatError(str(exc).replace(str(utf8), str(path))) from exc
+    r.source = _name(str(path))
+    r.notes = [n.replace(str(utf8), r.source) for n in r.notes]
+    r.notes.append("lines end in a carriage return alone: read as lines" if encoding == "cr" else
+                   f"text in {encoding.upper()}: converted to UTF-8 to be read")
+    return r
+
+
 def _read_one(path: Path, fmt: str | None) -> ReadResult:
     if path.stat().st_size == 0:
         raise UnreadableFileError(path, "file is empty")
+    head = read_head(path)
+    encoding = _wide_encoding(head) or ("cr" if _cr_only(head) else None)
+    if encoding is not None:
+        return _read_converted(path, fmt, encoding)
     if fmt is not None:
         reader = get_reader(fmt)
     else:
@@ -238,7 +293,11 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
         found = []
         for f in _files_in(p, follow_symlinks, ignored):
             try:
-                if format is not None:
+                head = read_head(f)
+                wide = _wide_encoding(head) is not None or _cr_only(head)   # sniffed once converted, in _read_one
+                if wide:
+                    pass
+                elif format is not None:
                     if get_reader(format).sniff(read_head(f), f) <= 0:
                         continue
                 elif sniff(f)[0] is None:

@@ -144,3 +144,53 @@ def test_every_error_is_a_collapse_nb_error_naming_the_file(tmp_path):
             cnb.load(p)
         except CollapseNBError as exc:
             assert name in str(exc)
+
+
+# ----------------------------------------------------------------------------- text that was refused whole
+
+LOG = "".join(f"epoch {e} loss={1.0 / e:.4f}\n" for e in range(1, 6))
+
+
+def test_a_log_padded_with_nul_bytes_by_a_killed_writer(tmp_path):
+    p = tmp_path / "train.log"
+    p.write_bytes(LOG[:36].encode() + b"\x00" * 4096 + LOG[36:].encode() + b"\x00" * 512)
+    run = cnb.load(p)
+    assert run.scalars["value"].round(4).tolist() == [1.0, 0.5, 0.3333, 0.25, 0.2]
+    assert any("NUL byte(s) ignored" in n for n in run.meta["notes"])
+    q = tmp_path / "binary.dat"
+    q.write_bytes(b"\x00\x01loss\x00\x02" * 100)                     # NULs between bytes: binary
+    with pytest.raises(CollapseNBError, match="binary"):
+        cnb.load(q)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_utf16_and_utf32_logs_are_text(tmp_path, encoding):
+    p = tmp_path / "train.log"
+    p.write_bytes(LOG.replace("\n", "\r\n").encode(encoding))       # PowerShell Tee-Object writes UTF-16 + BOM
+    run = cnb.load(p)
+    assert len(run.scalars) == 5 and run.meta["files"][0]["source"] == str(p)
+    assert any("converted to UTF-8" in n for n in run.meta["notes"])
+    (tmp_path / "metrics.csv").write_bytes("epoch,loss\n0,1.0\n1,0.5\n".encode(encoding))
+    assert len(cnb.load(tmp_path).scalars) == 7                      # found in a directory too
+
+
+def test_lines_ended_by_carriage_returns_alone(tmp_path):
+    p = tmp_path / "train.log"
+    p.write_bytes("".join(f"epoch {i} loss={1 / (i + 1):.4f}\r" for i in range(8000)).encode())   # 150 KB
+    run = cnb.load(p)
+    assert len(run.scalars) == 8000 and any("carriage return" in n for n in run.meta["notes"])
+
+
+def test_a_line_longer_than_64_kib_is_skipped_and_counted(tmp_path):
+    p = tmp_path / "train.log"
+    p.write_text("epoch 1 loss=1.0 " + "x" * 70000 + "\n" + LOG[LOG.index("epoch 2"):])
+    run = cnb.load(p)
+    assert len(run.scalars) == 4 and run.meta["files"][0]["skipped"]["count"] == 1
+
+
+def test_csv_column_names_longer_than_120_characters(tmp_path):
+    name = "val/loss/" + ",".join(f"hp{i}=0.{i}" for i in range(20)).replace(",", ";")   # a sweep's name, 170 chars
+    p = tmp_path / "metrics.csv"
+    p.write_text(f"epoch,{name},train_loss\n0,1.0,1.1\n1,0.9,1.0\n")
+    run = cnb.load(p)
+    assert run.meta["files"][0]["format"] != "text-log" and len(run.scalars) == 4

@@ -122,6 +122,11 @@ def choose_delimiter(header: str, sample: list[str]) -> str | None:
     return best
 
 
+#: A header field longer than this is prose, not a column name (hyper-parameter sweeps write names of a few
+#: hundred characters: ``val/loss/lr=0.001,wd=0.01,...``).
+MAX_COLUMN_NAME = 2048
+
+
 @lru_cache(maxsize=16)
 def sniff_head(head: bytes) -> Head | None:
     """Parse the first bytes of a file as a headed CSV; ``None`` when it clearly is not one."""
@@ -142,7 +147,7 @@ def sniff_head(head: bytes) -> Head | None:
     rows = list(csv.reader([ln for _, ln in lines[:51]], delimiter=delim, skipinitialspace=True))
     header = tuple(h.strip() for h in rows[0])
     named = [h for h in header if h]
-    if not named or len(set(named)) < len(named) / 2 or any(len(h) > 120 for h in named):
+    if not named or len(set(named)) < len(named) / 2 or any(len(h) > MAX_COLUMN_NAME for h in named):
         return None
     if all(_NUMBER.match(h) for h in named):
         return None  # no header: the first line is data

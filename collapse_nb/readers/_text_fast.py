@@ -99,6 +99,8 @@ class Columns:
     tracebacks: list[tuple[int, str]] = field(default_factory=list)
     bad_utf8_lines: list[int] = field(default_factory=list)
     phrase_lines: list[tuple[int, str]] = field(default_factory=list)
+    #: ``(first line holding NUL bytes, how many NUL bytes)`` of the chunk: crash padding, removed before parsing
+    nul: tuple[int, int] | None = None
 
     @property
     def n_rows(self) -> int:
@@ -117,6 +119,8 @@ class Columns:
         self.tracebacks = [(ln + offset, t) for ln, t in self.tracebacks]
         self.phrase_lines = [(ln + offset, t) for ln, t in self.phrase_lines]
         self.bad_utf8_lines = [ln + offset for ln in self.bad_utf8_lines]
+        if self.nul is not None:
+            self.nul = (self.nul[0] + offset, self.nul[1])
 
     def key_order(self) -> list[int]:
         """The chunk's key codes in the order its lines first use them."""

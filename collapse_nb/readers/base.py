@@ -25,6 +25,8 @@ phase_fixed no        True where the reader's ``phase`` must beat a phase word i
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -173,12 +175,19 @@ def read_head(path: Path, n: int = SNIFF_BYTES) -> bytes:
         return f.read(n)
 
 
+_NUL_RUN = re.compile(rb"\x00{16,}")
+
+
 def looks_binary(head: bytes) -> bool:
     """True for data that is not text in any encoding a log would use."""
     if not head:
         return False
     if b"\x00" in head:
-        return True
+        # runs of NUL bytes are the padding a writer killed mid-write leaves in a text file; a NUL between
+        # other bytes is binary data (or UTF-16, which the loader converts before any reader looks)
+        head = _NUL_RUN.sub(b"", head)
+        if b"\x00" in head or not head.strip():
+            return True
     sample = head[:4096]
     control = sum(1 for b in sample if b < 9 or 13 < b < 32)
     return control / len(sample) > 0.05

@@ -226,6 +226,7 @@ class _Acc:
     skipped: SkipLog = field(default_factory=SkipLog)
     tracebacks: list[tuple[int, str]] = field(default_factory=list)
     bad_utf8: list[int] = field(default_factory=list)
+    nul: tuple[int, int] | None = None
     n_lines: int = 0
     #: the first line that sets epoch/batch/step (text values after it are not configuration)
     first_ctx: int | None = None
@@ -342,9 +343,14 @@ class TextLogReader(Reader):
         def work(buf: bytes) -> fast.Columns:
             # lines are numbered within the chunk; _take moves them to their place in the file
             bad: list[int] = []
+            nul = None
+            if b"\x00" in buf:          # a killed writer pads the file with NUL bytes: they are no text
+                nul = (buf.count(b"\n", 0, buf.index(b"\x00")) + 1, buf.count(b"\x00"))
+                buf = buf.replace(b"\x00", b"")
             buf = _valid_utf8(buf, 1, bad)
             ch = tokenize(buf, 1)
             ch.bad_utf8_lines = bad
+            ch.nul = nul
             ch.n_bytes = len(buf)
             return ch
 
@@ -364,6 +370,8 @@ class TextLogReader(Reader):
         ch.shift(acc.n_lines)
         acc.add(ch)
         acc.bad_utf8.extend(ch.bad_utf8_lines)
+        if ch.nul is not None:
+            acc.nul = ch.nul if acc.nul is None else (acc.nul[0], acc.nul[1] + ch.nul[1])
         phrase_lines.extend(ch.phrase_lines)
 
 
@@ -548,6 +556,9 @@ def _assemble(path: Path, acc: _Acc) -> ReadResult:
     for key, (total, at) in counter_totals(path).items():      # "Epoch 3/10": the plan the counters state
         if key not in config:
             config[key], where[key] = total, at
+    if acc.nul is not None:
+        notes.append(f"{acc.nul[1]:,} NUL byte(s) ignored (first at line {acc.nul[0]:,}): the padding a writer "
+                     f"killed mid-write leaves; the text around them is read")
     for ln in acc.bad_utf8[:1]:
         notes.append(f"{len(acc.bad_utf8)} line(s) hold bytes that are not UTF-8 (first at line {ln}); "
                      "they were replaced and the lines still read")

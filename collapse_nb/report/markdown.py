@@ -1,12 +1,14 @@
 """The report :class:`~collapse_nb.report.document.Document` as Markdown (GitHub-flavoured tables).
 
-Text from the logs is made inert: ``<`` becomes ``&lt;`` (no HTML tag or autolink can form) and
-``[`` is backslash-escaped (no link or image); in table cells ``|`` is escaped and line breaks
-become ``<br>``. Figures are image links to PNG files (``figure_dir``) or, without one, a line
+Text from the logs is made inert: every Markdown metacharacter is backslash-escaped, the backslash
+first (no link, image, HTML tag, autolink or emphasis can form from a file or metric name), ``&`` is
+``&amp;``, and a line that would start a block (``#``, ``>``, ``-``, ``1.``) is escaped; in table
+cells line breaks become ``<br>``. Figures are image links to PNG files (``figure_dir``) or, without one, a line
 saying the image is in the HTML report.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .document import (Badge, BulletList, Document, FigureBlock, KeyValues, Note, Paragraph, Section, Subsection,
@@ -18,18 +20,37 @@ BADGES = {"broken": "❌ broken", "suspicious": "⚠️ suspicious", "working": 
           "no finding": "· no finding"}
 
 
+#: Characters with a meaning inside a Markdown line (emphasis, code, links, images), backslash-escaped; ``*``
+#: and ``_`` only where they could open emphasis (an underscore inside a word, ``pred_std``, or a ``*`` before
+#: a space, ``attn.*  (2)``, cannot, and with every opener escaped no closer has one to close): the
+#: backslash first, so that an escape in the text cannot undo the ones added here. These are escapable in
+#: CommonMark, GitHub and Python-Markdown alike; ``&``, ``<`` and ``>`` become entities instead (no HTML tag,
+#: autolink or quote can form).
+_INLINE = re.compile(r"([\\`\[\]!]|\*(?=\S)|(?<![A-Za-z0-9])_(?=\S))")
+#: What starts a block when it begins a line: a heading, a list item, a rule, a setext underline.
+_BLOCK_START = re.compile(r"^(\s*)(?:(#|[-+=](?=\s|[-=]*$))|(\d+)([.)])(?=\s|$))")
+
+
+def _escape(s: str, cell: bool = False) -> str:
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _INLINE.sub(r"\\\1", s)
+    if cell:                  # inside a table row no line starts a block: only the column separator matters
+        return s.replace("|", "\\|")
+    return _BLOCK_START.sub(lambda m: m.group(1) + ("\\" + m.group(2) if m.group(2) else
+                                                    m.group(3) + "\\" + m.group(4)), s)
+
+
 def md_text(text: Any) -> str:
-    """Plain text made safe for a Markdown paragraph: one line, no HTML, no links."""
+    """Plain text made safe for a Markdown paragraph: one line, every Markdown metacharacter escaped (the
+    backslash included), so that no name in a log can become a link, an image, HTML or formatting."""
     s = str(text).replace("\r\n", "\n").replace("\r", "\n")
-    s = s.replace("<", "&lt;").replace("[", "\\[")
-    return " ".join(s.split("\n"))
+    return " ".join(_escape(part) for part in s.split("\n"))
 
 
 def md_cell(text: Any) -> str:
-    """Plain text made safe for a Markdown table cell: ``|`` escaped, line breaks as ``<br>``."""
+    """Plain text made safe for a Markdown table cell: escaped as :func:`md_text`, line breaks as ``<br>``."""
     s = str(text).replace("\r\n", "\n").replace("\r", "\n")
-    s = s.replace("<", "&lt;").replace("[", "\\[").replace("|", "\\|")
-    return "<br>".join(part.strip() for part in s.split("\n")) or " "
+    return "<br>".join(_escape(part.strip(), cell=True) for part in s.split("\n")) or " "
 
 
 def badge(status: str) -> str:

@@ -64,6 +64,6 @@ def test_log_text_with_tags_is_escaped_in_the_report(evil_report):
 def test_log_text_with_tags_and_pipes_is_escaped_in_markdown(evil_report):
     md = evil_report.markdown
     assert "<script" not in md and "<img" not in md
-    assert "&lt;script>alert(1)&lt;/script>" in md and "&lt;img src=x onerror=alert(1)>" in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md and "&lt;img src=x onerror=alert(1)&gt;" in md
     assert "dead\\|pipe.weight" in md                    # a pipe in a parameter name does not split a cell
     assert "dead|pipe" not in "".join(line for line in md.splitlines() if line.startswith("| "))

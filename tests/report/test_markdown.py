@@ -15,14 +15,15 @@ def doc(*blocks, title="t") -> Document:
 def test_cells_escape_pipes_newlines_and_tags():
     assert md_cell("a|b\nc") == "a\\|b<br>c"
     assert md_cell("x\r\ny") == "x<br>y"
-    assert md_cell(EVIL_PARAM) == "&lt;script>alert(1)&lt;/script>"
+    assert md_cell(EVIL_PARAM) == "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert md_cell("") == " "
 
 
 def test_text_is_one_line_without_tags_or_links():
-    assert md_text("a\n# b") == "a # b"
-    assert md_text("[x](javascript:alert(1))") == "\\[x](javascript:alert(1))"
-    assert md_text(EVIL_METRIC) == "&lt;img src=x onerror=alert(1)>"
+    assert md_text("a\n# b") == "a \\# b"
+    assert md_text("[x](javascript:alert(1))") == "\\[x\\](javascript:alert(1))"
+    assert md_text("\\[x](javascript:alert(1))") == "\\\\\\[x\\](javascript:alert(1))"   # the backslash too
+    assert md_text(EVIL_METRIC) == "&lt;img src=x onerror=alert(1)&gt;"
 
 
 def test_table_with_more_rows_and_badges():
@@ -51,3 +52,41 @@ def test_headings_and_status():
     md = render_markdown(doc(Subsection("Sub", [Paragraph("p")], badge="suspicious"), title="Report"))
     assert md.startswith("# Report\n\n**Status: ❌ broken**")
     assert "## S\n" in md and "### ⚠️ suspicious Sub\n" in md and md.endswith("p\n")
+
+
+#: A real tag that links, loads or runs something (escaped text such as ``&lt;a href`` is not one).
+LIVE_TAG = __import__("re").compile(r"<(a|img|script|iframe|ol|code)\b|<[^<>]*\s(href|src)\s*=", __import__("re").I)
+
+HOSTILE = [r"\[x](javascript:alert(1))", "![i](http://evil.example/x.png)", "<a href='http://e'>y</a>",
+           "[a][r]\n\n[r]: http://evil.example", "<http://evil.example>", "`code`_*em*_", "&lt;script&gt;",
+           "# heading", "1. list", "x|y"]
+
+
+def test_a_real_markdown_renderer_finds_no_link_image_or_tag():
+    markdown = __import__("pytest").importorskip("markdown")
+    for evil in HOSTILE:
+        md = render_markdown(doc(Paragraph(evil, lead=evil), Note(evil), BulletList([evil]), KeyValues([(evil, evil)]),
+                                 Table([evil, "b"], [[evil, evil]]), Subsection(evil, [Paragraph(evil)]),
+                                 title=evil))
+        html = markdown.markdown(md, extensions=["tables"])
+        assert not LIVE_TAG.search(html), (evil, html)
+    html = markdown.markdown(md_text("`code`_*em*_ **b**"))
+    assert "*em*" in html and "**b**" in html and "`code`" in html            # no formatting from log text
+
+
+def test_a_report_on_a_run_with_hostile_names_renders_inert(tmp_path):
+    markdown = __import__("pytest").importorskip("markdown")
+    import json
+
+    import collapse_nb as cnb
+    from collapse_nb.report import report
+
+    rows = [{"step": s, "loss": 1.0 / (s + 1), r"\[x](javascript:alert(1))": 0.5, "![i](http://e/x.png)": 1.0}
+            for s in range(20)]
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    run = cnb.load(tmp_path)
+    out = tmp_path / "report.md"
+    report(run, out, findings=cnb.diagnose(run))
+    html = markdown.markdown(out.read_text(encoding="utf-8"), extensions=["tables"])
+    own = __import__("re").sub(r'<img alt="[^"<>]*" src="report_figures/[a-z_]+\.png" />', "", html)   # its plots
+    assert not LIVE_TAG.search(own)

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
@@ -361,6 +362,7 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
         if raw_keys:
             config_lines[key] = at[src][raw_keys[0]]
     scalars = _concat(frames)
+    notes.extend(_disagreeing_files(scalars))
     meta = {
         "files": files,
         "formats": sorted({r.format for r in results}),
@@ -375,6 +377,34 @@ def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
         "notes": notes,
     }
     return Run(scalars=scalars, meta=meta, extra={k: pd.concat(v, ignore_index=True) for k, v in extra.items()})
+
+
+def _disagreeing_files(scalars: pd.DataFrame, limit: int = 20) -> list[str]:
+    """Notes for series that two files log at the same steps with different values: they are never merged
+    (a curve is read from one file at a time), and the user is told that the files disagree."""
+    if scalars.empty or len(scalars["source"].cat.categories) < 2:
+        return []
+    s = scalars[scalars["param"].isna() & scalars["step"].notna()]
+    if s.empty:
+        return []
+    per = s.groupby(["name", "phase"], observed=True, dropna=False)["source"].nunique()
+    out = []
+    for (name, phase), n in per[per > 1].head(limit).items():
+        rows = s[(s["name"] == name) & ((s["phase"] == phase) if phase == phase and phase is not None
+                                        else s["phase"].isna())]
+        wide = rows.groupby(["step", "source"], observed=True)["value"].mean().unstack("source")
+        both = wide.dropna()
+        if both.shape[1] < 2 or both.empty:
+            continue
+        ref = both.iloc[:, 0].to_numpy(dtype="float64")
+        for col in both.columns[1:]:
+            other = both[col].to_numpy(dtype="float64")
+            differ = ~np.isclose(ref, other, rtol=1e-5, atol=1e-12, equal_nan=True)
+            if differ.any():
+                out.append(f"{col}: its '{name}'{f' ({phase})' if isinstance(phase, str) else ''} differs from "
+                           f"{both.columns[0]}'s at {int(differ.sum())} of {len(differ)} shared steps: two series "
+                           f"of one name, never merged (each curve is read from one file)")
+    return out
 
 
 def _resumes(frames: list[pd.DataFrame], fmts: list[str], sources: list[str]) -> list[dict]:

@@ -24,8 +24,9 @@ What becomes what:
   ``mean``, ``std``, ``norm`` are NaN, ``min``/``max`` are its outer edges, and it derives no row.
 - the hparams plugin's session start (``add_hparams``) goes into the configuration; images,
   audio, text, graphs and other plugins are counted in the notes.
-- ``add_scalars`` writes each key to a sub-directory ``<main_tag>_<key>`` holding only
-  ``<main_tag>``; such a file's series is named ``<main_tag>/<key>`` (``loss/train``).
+- ``add_scalars`` writes each key to a sub-directory holding only ``<main_tag>``: ``<main_tag>_<key>``
+  (torch) or ``<main_tag>/<key>`` (tensorboardX); such a file's series is named ``<main_tag>/<key>``
+  (``loss/train``), never merged with its siblings.
 - segments: a restart is the step going back for the same tag, or a ``SessionLog.START``
   after data; a value repeated at one step (Ultralytics logs a running mean per batch at the
   epoch's step) is not a restart.
@@ -305,13 +306,24 @@ def _name_add_scalars_series(scalars: pd.DataFrame, path: Path, notes: list[str]
     cats = list(scalars["raw_name"].cat.categories) if len(scalars) else []
     if len(cats) != 1 or "param" in scalars.columns:
         return
-    prefix = cats[0].replace("/", "_") + "_"
+    tag = cats[0]
+    prefix = tag.replace("/", "_") + "_"
     parent = path.parent.name
+    key = None
     if parent.startswith(prefix) and len(parent) > len(prefix) and \
             any(path.parent.parent.glob("events.out.tfevents.*")):
-        new = f"{cats[0]}/{parent[len(prefix):]}"
+        key, where = parent[len(prefix):], parent                     # torch: <run>/loss_train/
+    else:
+        # tensorboardX: <run>/<main_tag>/<key>/ (the main tag's slashes are folders too)
+        depth = tag.count("/") + 1
+        up = path.parents[depth + 1] if len(path.parents) > depth + 1 else None     # the run folder
+        folders = path.parent.parts[-(depth + 1):]
+        if up is not None and "/".join(folders[:-1]) == tag and any(up.glob("events.out.tfevents.*")):
+            key, where = folders[-1], "/".join(folders)
+    if key:
+        new = f"{tag}/{key}"
         scalars["raw_name"] = scalars["raw_name"].cat.rename_categories([new])
-        notes.append(f"series named {new!r}: tag {cats[0]!r} in directory {parent!r} (written by add_scalars)")
+        notes.append(f"series named {new!r}: tag {tag!r} in directory {where!r} (written by add_scalars)")
 
 
 def _histogram_tables(hists: list[tuple]) -> dict[str, pd.DataFrame]:

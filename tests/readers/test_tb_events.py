@@ -533,3 +533,28 @@ def test_corpus_yolo_tensorboard_agrees_with_results_csv(corpus):
         assert (np.abs(per_epoch - want) <= half_digit + np.abs(want) * 2.0 ** -23).all(), tag
     assert s["phase"].astype(object).where(s["raw_name"].str.startswith("val/")).dropna().eq("val").all()
     assert s["wall_time"].between(1675348800, 1675350000).all()
+
+
+def test_tensorboardx_add_scalars_folders_are_two_series(tmp_path):
+    tbx = pytest.importorskip("tensorboardX")
+    import collapse_nb as cnb
+
+    w = tbx.SummaryWriter(str(tmp_path / "exp"))
+    for s in range(20):
+        w.add_scalars("loss", {"train": 1.0 / (s + 1), "val": 1.2 / (s + 1)}, s)    # loss/train/, loss/val/
+    w.close()
+    run = cnb.load(tmp_path / "exp")
+    cat = run.series.set_index("phase")
+    assert cat.loc["train", "raw_names"] == ("loss/train",) and cat.loc["val", "raw_names"] == ("loss/val",)
+    assert cat.loc["train", "points"] == 20 == cat.loc["val", "points"]        # not 40 values in one series
+    assert sum("written by add_scalars" in n for n in run.meta["notes"]) == 2
+
+
+def test_two_files_disagreeing_on_a_series_are_said(tmp_path):
+    import collapse_nb as cnb
+
+    (tmp_path / "a.jsonl").write_text("".join(f'{{"step": {s}, "loss": {1.0 / (s + 1)}}}\n' for s in range(10)))
+    (tmp_path / "b.jsonl").write_text("".join(f'{{"step": {s}, "loss": {2.0 / (s + 1)}}}\n' for s in range(10)))
+    run = cnb.load(tmp_path)
+    (note,) = [n for n in run.meta["notes"] if "never merged" in n]
+    assert "at 10 of 10 shared steps" in note

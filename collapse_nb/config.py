@@ -50,18 +50,48 @@ def _norm(key: str) -> str:
     return _SEP.sub("_", key.strip().lower()).strip("_")
 
 
-def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> ``{"a.b.c": leaf}``; lists of scalars stay as lists."""
+#: How deep :func:`flatten` follows nested dicts, and how many entries it returns at most: a config that
+#: contains itself, or one dict reused at every level (2**24 leaves from a 2 KB pickle), is cut there.
+MAX_CONFIG_DEPTH = 32
+MAX_CONFIG_ENTRIES = 10_000
+
+
+def flatten(obj: Any, prefix: str = "", max_depth: int = MAX_CONFIG_DEPTH,
+            max_entries: int = MAX_CONFIG_ENTRIES) -> dict[str, Any]:
+    """Nested dicts -> ``{"a.b.c": leaf}``; lists of scalars stay as lists.
+
+    A dict met again below itself (a cycle) or elsewhere (a shared reference) becomes the leaf
+    ``"<same as a.b>"``; nesting beyond ``max_depth`` becomes ``"<nested deeper than N levels>"``; after
+    ``max_entries`` entries the rest is one entry ``"<truncated: ...>"`` under ``"..."``.
+    """
     out: dict[str, Any] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            if isinstance(v, dict):
-                out.update(flatten(v, key))
+    if not isinstance(obj, dict):
+        if prefix:
+            out[prefix] = obj
+        return out
+    first_seen: dict[int, str] = {id(obj): prefix or "(top)"}
+    stack = [(prefix, iter(obj.items()), 0)]
+    while stack:
+        pre, items, depth = stack[-1]
+        nxt = next(items, None)
+        if nxt is None:
+            stack.pop()
+            continue
+        if len(out) >= max_entries:
+            out["..."] = f"<truncated: more than {max_entries:,} entries>"
+            break
+        k, v = nxt
+        key = f"{pre}.{k}" if pre else str(k)
+        if isinstance(v, dict):
+            if id(v) in first_seen:
+                out[key] = f"<same as {first_seen[id(v)]}>"
+            elif depth + 1 >= max_depth:
+                out[key] = f"<nested deeper than {max_depth} levels>"
             else:
-                out[key] = v
-    elif prefix:
-        out[prefix] = obj
+                first_seen[id(v)] = key
+                stack.append((key, iter(v.items()), depth + 1))
+        else:
+            out[key] = v
     return out
 
 

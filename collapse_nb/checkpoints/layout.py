@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import torch
 
-from .safe_load import Placeholder, placeholder_name
+from .safe_load import Placeholder, numpy_array, placeholder_name
 
 MODEL_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "module", "net", "network", "ema",
               "model_ema", "ema_model", "state_dict_ema", "ema_state_dict", "shadow", "generator",
@@ -120,8 +120,12 @@ def _tensor_leaves(d: Mapping, prefix: str = "", depth: int = 0) -> tuple[dict[s
     found, other = {}, 0
     for k, v in d.items():
         name = f"{prefix}{k}"
-        if isinstance(v, torch.Tensor):
-            found[name] = v
+        if (t := as_tensor(v)) is not None:
+            found[name] = t
+        elif _tensor_tuple(v):             # quantized Linear: _packed_params = (weight, bias)
+            for i, x in enumerate(v):
+                if (t := as_tensor(x)) is not None:
+                    found[f"{name}.{i}"] = t
         elif isinstance(v, Mapping) and depth < 4 and not _is_optimizer_state(v):
             sub, o = _tensor_leaves(v, name + ".", depth + 1)
             found.update(sub)
@@ -129,6 +133,18 @@ def _tensor_leaves(d: Mapping, prefix: str = "", depth: int = 0) -> tuple[dict[s
         elif v is not None:
             other += 1
     return found, other
+
+
+def as_tensor(v: Any) -> torch.Tensor | None:
+    """``v`` when it is a tensor; a numpy array pickled beside the tensors, rebuilt as one; else None."""
+    if isinstance(v, torch.Tensor):
+        return v
+    return numpy_array(v)
+
+
+def _tensor_tuple(v: Any) -> bool:
+    return isinstance(v, (tuple, list)) and 0 < len(v) <= 8 and any(as_tensor(x) is not None for x in v) and \
+        all(as_tensor(x) is not None or x is None or isinstance(x, (int, float, str)) for x in v)
 
 
 def is_state_dict(obj: Any) -> bool:
@@ -144,7 +160,7 @@ def is_state_dict(obj: Any) -> bool:
         return False
     tensors = other = 0
     for k, v in obj.items():
-        if isinstance(v, torch.Tensor):
+        if as_tensor(v) is not None or _tensor_tuple(v):
             tensors += 1
         elif str(k) in _WRAPPER_KEYS:
             return False
@@ -206,6 +222,8 @@ def find_tensors(obj: Any) -> list[tuple[str, str, torch.Tensor, str | None]]:
                         (isinstance(v, Mapping) and any(m in v for m in MODEL_KEYS)):
                     visit(v, f"{where}.{key}" if where else key, depth + 1)
 
+    if (t := as_tensor(obj)) is not None:          # a file that is one bare tensor (torch.save(tensor, f))
+        return [("", "tensor", t, None)]
     visit(obj, "", 0)
     if not groups and isinstance(obj, Mapping) and not {str(k) for k in obj} <= _RNG_KEYS:
         # last resort: tensors lying at the top level beside metadata
@@ -287,15 +305,23 @@ def find_progress(obj: Any) -> tuple[int | None, float | None]:
     return step, epoch
 
 
-def _enum_value(value: Any) -> Any:
+def _enum_value(value: Any, memo: dict[int, Any] | None = None, depth: int = 0) -> Any:
     """A placeholder rebuilt from one plain value (an enum member, ``SchedulerType('linear')``) as that value;
-    in a mapping, each such entry; anything else as it is."""
+    in a mapping, each such entry (each mapping once: a shared or self-containing one stays shared or cyclic,
+    for :func:`collapse_nb.config.flatten` to cut); anything else as it is."""
     if isinstance(value, Placeholder):
         args, kwargs = value._cnb_args, value._cnb_kwargs
         if len(args) == 1 and not kwargs and isinstance(args[0], (str, int, float)) and not isinstance(args[0], bool):
             return args[0]
-    if isinstance(value, Mapping):
-        return {k: _enum_value(v) for k, v in value.items()}
+    if isinstance(value, Mapping) and depth < 64:
+        memo = {} if memo is None else memo
+        if id(value) in memo:
+            return memo[id(value)]
+        out: dict = {}
+        memo[id(value)] = out
+        for k, v in value.items():
+            out[k] = _enum_value(v, memo, depth + 1)
+        return out
     return value
 
 

@@ -57,6 +57,11 @@ DENY_MODULES = frozenset({
     "ftplib", "smtplib", "telnetlib", "commands", "popen2", "pip", "setuptools", "distutils", "cProfile",
     "profile", "trace", "dill", "cloudpickle", "torch.hub", "torch.jit", "torch.package", "torch._C",
     "torch.ops", "torch.utils.cpp_extension", "numpy.testing", "numpy.distutils", "numpy.f2py",
+    # gadgets found by attack: each runs code, spawns a process or imports by name
+    "pydoc", "platform", "pkgutil", "zipimport", "imp", "site", "sysconfig", "inspect", "torch.serialization",
+    "numpy.lib.npyio", "numpy.lib.format", "shelve", "dbm", "sqlite3", "venv", "ensurepip", "xmlrpc",
+    "socketserver", "wsgiref", "logging.config", "concurrent", "select", "selectors", "mmap", "fcntl",
+    "termios", "resource", "_winapi", "winreg", "msvcrt", "builtins.__builtins__",
 })
 #: Single names refused (mostly builtins that evaluate code or reach arbitrary attributes).
 DENY_NAMES = frozenset({
@@ -67,7 +72,8 @@ DENY_NAMES = frozenset({
     "operator.attrgetter", "operator.methodcaller", "types.FunctionType", "types.CodeType",
     "types.LambdaType", "types.MethodType", "types.ModuleType", "functools.reduce", "torch.load",
     "torch.save", "numpy.load", "numpy.save", "numpy.loadtxt", "numpy.fromfile", "numpy.memmap",
-    "pandas.read_pickle", "pandas.io.pickle.read_pickle", "joblib.load",
+    "pandas.read_pickle", "pandas.io.pickle.read_pickle", "joblib.load", "numpy.loads", "numpy.core.multiarray.loads",
+    "numpy._core.multiarray.loads", "numpy.fromregex", "numpy.genfromtxt", "torch.from_file", "torch.classes",
 })
 
 #: How many times a load is retried after teaching the placeholders something new.
@@ -144,6 +150,35 @@ def placeholder_name(obj: Any) -> str | None:
     return None
 
 
+_NUMPY_RECONSTRUCT = {"numpy._core.multiarray._reconstruct", "numpy.core.multiarray._reconstruct"}
+#: numpy dtype codes whose bytes can be read as they are (no object arrays, no structured dtypes)
+_PLAIN_DTYPE = re.compile(r"^[biufc]\d{1,2}$|^\?$")
+
+
+def numpy_array(obj: Any) -> "torch.Tensor | None":
+    """A numpy array pickled inside a checkpoint, rebuilt from its bytes (no numpy code runs: its shape, dtype
+    code and raw buffer are read off the inert placeholder), as a tensor; None for anything else."""
+    if not isinstance(obj, Placeholder) or obj._cnb_name not in _NUMPY_RECONSTRUCT:
+        return None
+    st = obj._cnb_state
+    if not (isinstance(st, tuple) and len(st) == 5 and isinstance(st[4], (bytes, bytearray))):
+        return None
+    _, shape, dt, fortran, raw = st
+    if not isinstance(dt, Placeholder) or not dt._cnb_args or not isinstance(dt._cnb_args[0], str):
+        return None
+    code = dt._cnb_args[0]
+    order = dt._cnb_state[1] if isinstance(dt._cnb_state, tuple) and len(dt._cnb_state) > 1 else "|"
+    if not _PLAIN_DTYPE.match(code) or order not in ("<", ">", "|", "="):
+        return None
+    import numpy as np
+    try:
+        arr = np.frombuffer(bytes(raw), dtype=np.dtype(order.replace("|", "=") + code))
+        arr = arr.reshape(tuple(int(d) for d in shape), order="F" if fortran else "C")
+        return torch.from_numpy(arr.astype(arr.dtype.newbyteorder("="), copy=True))
+    except (TypeError, ValueError):
+        return None
+
+
 def render(obj: Any) -> Any:
     """Placeholders as ``"<placeholder module.Class>"`` text, for configs and notes.
 
@@ -151,6 +186,21 @@ def render(obj: Any) -> Any:
     ``"<placeholder transformers.trainer_utils.IntervalStrategy('steps')>"``. A dict standing
     in for a dict subclass renders as its contents.
     """
+    return _render(obj, {}, 0)
+
+
+#: How deep :func:`render` follows containers (deeper ones are shown as text): configs are shallow.
+MAX_RENDER_DEPTH = 32
+
+
+def _render(obj: Any, memo: dict[int, Any], depth: int) -> Any:
+    """:func:`render`, with each container rendered once (a shared one is the same result again, a cycle
+    stays a cycle that :func:`collapse_nb.config.flatten` cuts) and a depth limit."""
+    if isinstance(obj, (dict, list, tuple)):
+        if id(obj) in memo:
+            return memo[id(obj)]
+        if depth >= MAX_RENDER_DEPTH:
+            return f"<nested deeper than {MAX_RENDER_DEPTH} levels>"
     if isinstance(obj, Placeholder):
         args = obj._cnb_args
         if args and not obj._cnb_kwargs and len(args) <= 3 and \
@@ -163,9 +213,21 @@ def render(obj: Any) -> Any:
         return obj.item() if obj.numel() == 1 and obj.dim() == 0 else \
             f"<tensor {tuple(obj.shape)} {str(obj.dtype).removeprefix('torch.')}>"
     if isinstance(obj, (list, tuple)):
-        return type(obj)(render(v) for v in obj) if type(obj) in (list, tuple) else [render(v) for v in obj]
+        if type(obj) is tuple:
+            memo[id(obj)] = "<tuple containing itself>"           # only a cycle sees this
+            out = tuple(_render(v, memo, depth + 1) for v in obj)
+            memo[id(obj)] = out
+            return out
+        lst: list = []
+        memo[id(obj)] = lst
+        lst.extend(_render(v, memo, depth + 1) for v in obj)
+        return lst
     if isinstance(obj, dict):
-        return {k: render(v) for k, v in obj.items()}
+        d: dict = {}
+        memo[id(obj)] = d
+        for k, v in obj.items():
+            d[k] = _render(v, memo, depth + 1)
+        return d
     return obj
 
 
@@ -202,6 +264,31 @@ def _globals_in(stream: io.BufferedIOBase) -> list[tuple[str, str]]:
     return found
 
 
+#: The largest a checkpoint's pickle (``data.pkl``: the object tree, not the tensor data) may be: a large
+#: model's is a few MB. Larger is refused before anything inflates it.
+MAX_PICKLE_BYTES = 256 * 1024 * 1024
+#: The largest any compressed record of a checkpoint archive may inflate to, and the largest inflation ratio
+#: it may have (torch.save stores tensor data uncompressed; a deflated record that grows a thousandfold is a
+#: zip bomb).
+MAX_INFLATED_BYTES = 8 * 1024 ** 3
+MAX_INFLATE_RATIO = 1000
+
+
+def _check_sizes(path: Path, z: zipfile.ZipFile, pkl: str) -> None:
+    """Refuse an archive whose records would inflate past the limits above (their declared sizes)."""
+    for info in z.infolist():
+        if info.filename == pkl and info.file_size > MAX_PICKLE_BYTES:
+            raise UnreadableFileError(path, f"its pickle {pkl} is {info.file_size:,} bytes when inflated, more "
+                                            f"than the {MAX_PICKLE_BYTES:,} a checkpoint's object tree needs "
+                                            f"(collapse_nb.checkpoints.safe_load.MAX_PICKLE_BYTES); not read")
+        if info.compress_type != zipfile.ZIP_STORED and (
+                info.file_size > MAX_INFLATED_BYTES or
+                info.file_size > 64 * 1024 * 1024 and info.file_size > MAX_INFLATE_RATIO * max(info.compress_size, 1)):
+            raise UnreadableFileError(path, f"record {info.filename} inflates from {info.compress_size:,} to "
+                                            f"{info.file_size:,} bytes: a zip bomb, not a checkpoint "
+                                            f"(limits: {MAX_INFLATED_BYTES:,} bytes, {MAX_INFLATE_RATIO}x); not read")
+
+
 @dataclass
 class Scan:
     """What the up-front look at a file found."""
@@ -224,14 +311,19 @@ def scan(path: Path) -> Scan:
                 if pkl is None:
                     raise UnreadableFileError(path, "zip archive without data.pkl: not a torch.save checkpoint")
                 prefix = pkl[: -len("data.pkl")]
-                order = z.read(prefix + "byteorder").decode().strip() if prefix + "byteorder" in names else "little"
-                data = z.read(pkl)
+                _check_sizes(path, z, pkl)
+                order = z.read(prefix + "byteorder")[:16].decode(errors="replace").strip() \
+                    if prefix + "byteorder" in names else "little"
+                try:        # streamed: genops stops at STOP, so nothing after the pickle is ever inflated
+                    with z.open(pkl) as stream:
+                        found = _globals_in(stream)
+                except (zipfile.BadZipFile, EOFError, OSError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any parse failure means a broken pickle
+                    raise UnreadableFileError(path, f"data.pkl inside the checkpoint is not a valid pickle "
+                                                    f"({exc})") from None
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, KeyError) as exc:
             raise UnreadableFileError(path, f"truncated or corrupted zip archive ({exc})") from None
-        try:
-            found = _globals_in(io.BytesIO(data))
-        except Exception as exc:  # noqa: BLE001 - any parse failure means a broken pickle
-            raise UnreadableFileError(path, f"data.pkl inside the checkpoint is not a valid pickle ({exc})") from None
         return Scan(True, found, order == "little")
     found = []
     with open(path, "rb") as f:
@@ -269,11 +361,18 @@ _UNSUPPORTED = re.compile(r"GLOBAL (\S+) was not an allowed global")
 _CONTAINER = re.compile(r"Can only (SETITEMS?|append|extend)\b.*?but got <class '([^']+)'>")
 
 
+#: Where torch's errors start advising to turn the safety off (``weights_only=False``, allow-listing the
+#: global); nothing from there on is passed on.
+_UNSAFE_ADVICE = re.compile(r"\s*(?:Please use `?torch\.serialization|Re-running `?torch\.load|Alternatively, to load|"
+                            r"Do it only if|This file can still be loaded|to allowlist|if you trust)\b.*$", re.I | re.S)
+
+
 def _core_message(msg: str) -> str:
     """torch's weights-only error without its advice to turn safety off."""
     m = re.search(r"WeightsUnpickler error:\s*(.*?)(?:\n\nCheck the documentation|$)", msg, re.S)
     text = (m.group(1) if m else msg).strip()
-    return re.sub(r"\s+", " ", text)[:500]
+    text = re.sub(r"\s+", " ", _UNSAFE_ADVICE.sub("", text)).strip()
+    return re.sub(r"[^.]*weights_only[^.]*\.?", "", text).strip()[:500] or "refused by the weights-only unpickler"
 
 
 def safe_torch_load(path: str | Path) -> Loaded:
@@ -330,10 +429,10 @@ def safe_torch_load(path: str | Path) -> Loaded:
             if mmap and "mmap" in msg:
                 mmap = False
                 continue
-            raise UnreadableFileError(path, f"not a readable torch checkpoint ({msg.splitlines()[0][:300]})") from None
+            raise UnreadableFileError(path, f"not a readable torch checkpoint ({_core_message(msg)[:300]})") from None
         except (EOFError, ValueError, OSError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise UnreadableFileError(path, f"not a readable torch checkpoint ({type(exc).__name__}: "
-                                      f"{str(exc)[:300]})") from None
+                                      f"{_core_message(str(exc))[:300]})") from None
     else:
         raise UnreadableFileError(path, f"gave up after {MAX_RETRIES} attempts to stand in for its classes")
     names = sorted(classes)
@@ -348,4 +447,5 @@ def safe_torch_load(path: str | Path) -> Loaded:
 
 
 __all__ = ["DENY_MODULES", "DENY_NAMES", "Placeholder", "Loaded", "Scan", "is_dangerous", "make_placeholder",
+           "numpy_array",
            "placeholder_name", "render", "scan", "safe_torch_load", "LEGACY_MAGIC"]

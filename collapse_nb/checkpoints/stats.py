@@ -106,13 +106,37 @@ def _blocks(tensors: tuple[torch.Tensor, ...], chunk: int) -> Iterator[tuple[tor
 
 def _readable(t: torch.Tensor) -> torch.Tensor | None:
     """The tensor as one whose elements can be read and cast to float64, or None."""
-    if t.is_sparse or t.layout != torch.strided or t.device.type == "meta":
+    if t.layout == torch.sparse_coo:
+        return _readable(t.coalesce().values())           # the stored values (the rest are zeros)
+    if t.layout in (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc):
+        return _readable(t.values())
+    if t.layout != torch.strided or t.device.type == "meta":
         return None
     if t.is_quantized:
         return t.dequantize()
     if t.is_complex():
         return t.abs()
-    return t
+    return stored_values(t)
+
+
+def stored_values(t: torch.Tensor) -> torch.Tensor:
+    """``t``, or, for a view larger than its storage (``torch.zeros(1).expand(2**34)``: strides of 0), the
+    elements its storage holds: statistics are computed on what is stored, never on the expanded view."""
+    if t.numel() <= 1 or all(st != 0 for st, n in zip(t.stride(), t.shape) if n > 1):
+        return t
+    size = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+    stored = torch.empty(0, dtype=t.dtype).set_(t.untyped_storage(), 0, (size,), (1,))
+    return stored[t.storage_offset():] if t.storage_offset() else stored
+
+
+def view_note(t: torch.Tensor) -> str | None:
+    """Why a tensor's statistics are not over its ``numel`` elements, or None."""
+    if t.layout != torch.strided:
+        return f"{str(t.layout).removeprefix('torch.')}: statistics of its stored values"
+    if t.numel() > 1 and any(st == 0 for st, n in zip(t.stride(), t.shape) if n > 1):
+        size = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+        return f"a view of {t.numel():,} elements over a storage of {size:,} (stride 0): statistics of the storage"
+    return None
 
 
 _NATIVE_MINMAX = frozenset({torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.int16,
@@ -164,9 +188,17 @@ def tensor_stats(t: torch.Tensor, *, chunk: int = CHUNK, digest: bool = True, re
     if src is None:
         return out
     h = hashlib.blake2b(digest_size=16) if digest and not t.is_quantized else None
+    stored_only = t.layout != torch.strided or (src is not t and not t.is_complex())   # sparse, or a stride-0 view
     if h is not None:
         h.update(f"{dtype_name(t.dtype)}{tuple(t.shape)}".encode())
-        if src is not t:                                  # complex: hash the stored values
+        if stored_only:                                   # what is stored, and where it goes
+            h.update(f"{t.layout}{t.stride() if t.layout == torch.strided else ''}".encode())
+            if t.layout == torch.sparse_coo:
+                for (c,) in iter_chunks(t.coalesce().indices(), chunk=chunk):
+                    h.update(_raw_bytes(c))
+            for (c,) in iter_chunks(src, chunk=chunk):
+                h.update(_raw_bytes(c))
+        elif src is not t:                                # complex: hash the stored values
             for (c,) in iter_chunks(t, chunk=chunk):
                 h.update(_raw_bytes(c))
     if t.numel() == 0:
@@ -214,7 +246,11 @@ def tensor_stats(t: torch.Tensor, *, chunk: int = CHUNK, digest: bool = True, re
         if pending is not None:
             pending.result()
     numel = out["numel"]
-    out.update(frac_zero=zeros / numel, n_nonfinite=nonfinite, digest=h.hexdigest() if h is not None else None)
+    if t.layout != torch.strided:                         # a sparse tensor's implicit entries are zeros
+        zeros += numel - src.numel()
+    elif stored_only:                                     # a stride-0 view: the fraction of its stored values
+        numel = src.numel()
+    out.update(frac_zero=zeros / max(numel, 1), n_nonfinite=nonfinite, digest=h.hexdigest() if h is not None else None)
     if n:
         out.update(mean=mean, std=math.sqrt(max(m2 / n, 0.0)), norm=math.sqrt(max(m2 + n * mean * mean, 0.0)),
                    min=lo, max=hi)
@@ -254,14 +290,24 @@ def params_table(ck, *, chunk: int | None = None) -> pd.DataFrame:
     rows, seen, bufs = [], {}, _Buffers(1)
     for ref in ck.tensors:
         t = ref.load()
-        ptr = t.untyped_storage().data_ptr() if t.layout == torch.strided and t.device.type != "meta" else 0
-        key = (ptr, t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype) if ptr else None
-        stats = seen.get(key) if key else None
-        if stats is None:
-            stats = tensor_stats(t, chunk=chunk or CHUNK, buffers=bufs, release=ck.mapped)
-            if key:
-                seen[key] = stats
-            release_pages(t, ck.mapped)
+        try:
+            ptr = t.untyped_storage().data_ptr() if t.layout == torch.strided and t.device.type != "meta" else 0
+            key = (ptr, t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype) if ptr else None
+            stats = seen.get(key) if key else None
+            if stats is None:
+                stats = tensor_stats(t, chunk=chunk or CHUNK, buffers=bufs, release=ck.mapped)
+                if key:
+                    seen[key] = stats
+                release_pages(t, ck.mapped)
+            why = view_note(t)
+        except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+            # one tensor the summariser cannot read (fp4, a DTensor, an exotic layout) never refuses the file:
+            # its row keeps what is known, its shape and dtype
+            stats = {c: math.nan for c in STAT_COLUMNS}
+            stats.update(numel=int(t.numel()), n_nonfinite=0, digest=None)
+            why = f"not summarised ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        if why:
+            ck.notes.append(f"{ref.name}: {why}")
         rows.append({"checkpoint": ck.id, "step": ck.step, "epoch": ck.epoch, "param": ref.name, "state": ref.state,
                      "kind": ref.kind, "shape": tuple(int(d) for d in t.shape), "dtype": dtype_name(t.dtype),
                      **stats})

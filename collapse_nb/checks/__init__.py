@@ -27,6 +27,7 @@ from .lr_schedule import LRScheduleMismatch
 from .nonfinite_loss import NonfiniteLoss
 from .output_head import OutputHead
 from .overfitting import Overfitting
+from .suspicious_files import SuspiciousFiles
 from .update_ratio import UpdateRatio
 from .val_at_chance import ValAtChance
 from .val_below_train import ValBelowTrain
@@ -35,7 +36,7 @@ from .variance_collapse import VarianceCollapse
 
 #: Default checks, in the order they run.
 DEFAULT_CHECKS: tuple[type[Check], ...] = (
-    Coverage, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, CheckpointWeights, OutputHead,
+    Coverage, SuspiciousFiles, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, CheckpointWeights, OutputHead,
     VanishingGradients, ExplodingGradients, UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau,
     LossDivergence, LossSpikes, ChanceLevelLoss, ValAtChance, Overfitting, ValBelowTrain, GANBalance,
 )

@@ -22,7 +22,7 @@ _NUM = r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-
 _SIMPLE_RE = rf"^[ \t]*[A-Za-z_][^:=|,;\n]*?[ \t]*[:=][ \t]*(?:{_NUM})\s*$"
 _SUBJECT_RE = r"^[ \t]*[A-Za-z_][\w.\-/\[\]]*[ \t]*:\s*$"
 _SPACE = np.zeros(256, dtype=bool)
-_SPACE[[9, 32]] = True
+_SPACE[[9, 11, 12, 13, 32]] = True      # what str.strip() and the regex \s take as space
 _COLON, _EQUALS, _CR = 58, 61, 13
 #: Lines longer than this are not parsed by the Python grammar (counted as skipped).
 MAX_LINE = 64 * 1024
@@ -368,6 +368,8 @@ def tokenize(buf: bytes, first_line: int, fast: bool = True, by_shape: bool = Fa
     param_of_line = np.where(active, subj_codes[np.maximum(last_subj, 0)], -1).astype(np.int32)
 
     if simple.any():
+        simple &= ~traceback_lines(a, buf, starts, ends)
+    if simple.any():
         _fast_values(a, lines, simple, starts, indent_end, ends, first_line, param_of_line, out)
 
     slow = np.flatnonzero(~blank & ~is_subject & ~simple)
@@ -432,6 +434,35 @@ def _agrees(key: str) -> bool:
     return ok
 
 
+NO_EXCEPTION_LINE = "(no exception line: the traceback stops before one)"
+_TB = g._TRACEBACK_START.encode()
+
+
+def traceback_lines(a: np.ndarray, buf: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """A mask of the (0-based) lines of ``buf`` inside a Python traceback: from its ``Traceback (most recent
+    call last):`` line through its indented frames and blank lines to the first unindented line (its
+    exception line, or the line a traceback without one stops before). These lines are read by the grammar,
+    never by a fast path (a frame's code line ``    lr: 0.001`` is no metric)."""
+    n = len(starts)
+    mask = np.zeros(n, dtype=bool)
+    pos = buf.find(_TB)
+    if pos < 0:
+        return mask
+    first = a[np.minimum(starts, max(len(a) - 1, 0))] if len(a) else np.empty(0, np.uint8)
+    unindented = (first != 32) & (first != 9) & (ends > starts)
+    heads = []
+    while pos >= 0:
+        heads.append(pos)
+        pos = buf.find(_TB, pos + len(_TB))
+    head_lines = np.searchsorted(starts, np.array(heads), side="right") - 1
+    ends_at = np.flatnonzero(unindented)
+    for h in np.unique(head_lines).tolist():
+        k = int(np.searchsorted(ends_at, h, side="right"))
+        stop = int(ends_at[k]) if k < len(ends_at) else n - 1
+        mask[h:stop + 1] = True
+    return mask
+
+
 def _slow_lines(buf: bytes, idx: np.ndarray, starts, ends, first_line: int, param_of_line, out: Chunk) -> None:
     in_tb = False
     tb_line = 0
@@ -446,8 +477,10 @@ def _slow_lines(buf: bytes, idx: np.ndarray, starts, ends, first_line: int, para
             if text[:1] in (" ", "\t") or not text.strip():
                 continue
             in_tb = False
-            out.tracebacks.append((tb_line, text.strip()[:300]))
-            continue
+            if g.is_exception_line(text):
+                out.tracebacks.append((tb_line, text.strip()[:300]))
+                continue
+            out.tracebacks.append((tb_line, NO_EXCEPTION_LINE))    # and this line is read as any other
         if g.is_traceback_start(text):
             in_tb, tb_line = True, ln
             continue
@@ -464,6 +497,7 @@ def _slow_lines(buf: bytes, idx: np.ndarray, starts, ends, first_line: int, para
             out.parsed.append((ln, p, int(param_of_line[i])))
     if in_tb:
         out.tracebacks.append((tb_line, "(no exception line: the log ends inside the traceback)"))
+
 
 
 #: Added to a phase code (0 train, 1 val, 2 test) of an event whose phase is its own line's only.

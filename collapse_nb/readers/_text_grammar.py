@@ -233,3 +233,15 @@ def indent_of(line: str) -> int:
 
 def is_traceback_start(line: str) -> bool:
     return line.rstrip().endswith(_TRACEBACK_START)
+
+
+#: The line a Python traceback ends on: ``ValueError: bad``, ``KeyboardInterrupt``,
+#: ``torch.OutOfMemoryError: CUDA out of memory``; the class name's last part ends like an exception's.
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt|Exit|Iteration|Warning|"
+                             r"Failure|Fault|Timeout)(?::.*)?$")
+
+
+def is_exception_line(line: str) -> bool:
+    """True for the line that ends a traceback (see :data:`_EXCEPTION_LINE`). Any other unindented line after
+    a traceback's frames ends it without one (a killed writer) and is read as a line of its own."""
+    return bool(_EXCEPTION_LINE.match(line.strip()))

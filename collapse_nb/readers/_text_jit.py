@@ -534,7 +534,7 @@ def _shapes(buf: bytes, a: np.ndarray, starts: np.ndarray, ends: np.ndarray, max
 KERNELS = (_shapes, _numbers)
 
 
-def tokenize(buf: bytes, first_line: int) -> fast.Columns:
+def tokenize(buf: bytes, first_line: int, plans: "sh.Plans | None" = None) -> fast.Columns:
     """Tokenise ``buf`` (whole lines, valid UTF-8) whose first line is ``first_line``; as
     ``_text_fast.to_columns(_text_fast.tokenize(buf, first_line))`` gives it, only faster."""
     a = np.frombuffer(buf, dtype=np.uint8)
@@ -554,9 +554,17 @@ def tokenize(buf: bytes, first_line: int) -> fast.Columns:
     for k, s, e in zip(*(x.tolist() for x in fb)):       # numbers the exact fast path leaves to float()
         r_value[k] = g.to_number(buf[s:e].decode("utf-8"))
     good = np.array([fast._agrees(k) for k in keys], dtype=bool)
-    if not good.all():
-        # a key the grammar reads otherwise ("INFO loss", "Epoch 3"): its lines are read by the grammar
-        back = ~good[r_key]
+    in_tb = np.zeros(len(r_line), dtype=bool)
+    if fast._TB in buf:                           # lines inside a traceback are the grammar's (a frame's code line)
+        nl = np.flatnonzero(a == 10)
+        starts = np.concatenate([[0], nl + 1])[:len(nl) + (1 if len(a) and a[-1] != 10 else 0)]
+        ends = np.concatenate([nl, [len(a)]])[:len(starts)]
+        mask = fast.traceback_lines(a, buf, starts, ends)
+        in_tb = mask[np.minimum(r_line, len(mask) - 1)] if len(mask) else in_tb
+    if not good.all() or in_tb.any():
+        # a key the grammar reads otherwise ("INFO loss", "Epoch 3"), or a line inside a traceback: its lines
+        # are read by the grammar
+        back = ~good[r_key] | in_tb
         moved = r_line[back]
         ms, me = line_bounds(a, moved)
         order = np.argsort(np.concatenate([sl_line, moved]), kind="stable")
@@ -569,7 +577,7 @@ def tokenize(buf: bytes, first_line: int) -> fast.Columns:
         r_key = (np.cumsum(good) - 1).astype(np.int32)[r_key]
         keys = [k for k, ok in zip(keys, good) if ok]
     slow = fast.SlowOut(keys)
-    sh.slow_lines(buf, a, sl_line, sl_s, sl_e, sl_param, first_line, slow, KERNELS)
+    sh.slow_lines(buf, a, sl_line, sl_s, sl_e, sl_param, first_line, slow, KERNELS, plans)
 
     def text_of(ln: int) -> str:
         k = int(np.searchsorted(sl_line, ln - first_line))

@@ -199,24 +199,30 @@ def build_plan(rep: str) -> Plan | None:
     return plan
 
 
-_PLANS: dict[bytes, Plan | None] = {}
-_SEEN: set[bytes] = set()        # shapes met once (the shapes themselves: deterministic in every process)
+class Plans:
+    """The plans of the shapes met in one file (one read): a plan per shape met twice or more, none for a
+    shape met once. Made per read by the engine, never kept between reads (a process-wide cache let what one
+    file taught change how another was read)."""
 
+    def __init__(self, limit: int = MAX_PLANS) -> None:
+        self.plans: dict[bytes, Plan | None] = {}
+        self.seen: set[bytes] = set()
+        self.limit = limit
 
-def plan_for(shape: bytes, rep: str, count: int) -> Plan | None:
-    """The cached plan of a shape; a shape met once (in one chunk, never before) is not worth one."""
-    try:
-        return _PLANS[shape]
-    except KeyError:
-        pass
-    if count < 2 and shape not in _SEEN:
-        if len(_SEEN) < 4 * MAX_PLANS:
-            _SEEN.add(shape)
-        return None
-    plan = build_plan(rep)
-    if len(_PLANS) < MAX_PLANS:
-        _PLANS[shape] = plan
-    return plan
+    def plan_for(self, shape: bytes, rep: str, count: int) -> Plan | None:
+        """The plan of a shape; a shape met once (in one chunk, never before) is not worth one."""
+        try:
+            return self.plans[shape]
+        except KeyError:
+            pass
+        if count < 2 and shape not in self.seen:
+            if len(self.seen) < 4 * self.limit:
+                self.seen.add(shape)
+            return None
+        plan = build_plan(rep)
+        if len(self.plans) < self.limit:
+            self.plans[shape] = plan
+        return plan
 
 
 # ------------------------------------------------------------------------------------------------ plain kernels
@@ -269,8 +275,11 @@ def _exact(buf: bytes, k: int, sl_line, sl_s, sl_e, sl_param, first_line: int, s
     if in_tb:
         if text[:1] in (" ", "\t") or not text.strip():
             return True, tb_line
-        slow.tracebacks.append((tb_line, text.strip()[:300]))
-        return False, tb_line
+        if g.is_exception_line(text):
+            slow.tracebacks.append((tb_line, text.strip()[:300]))
+            return False, tb_line
+        slow.tracebacks.append((tb_line, fast.NO_EXCEPTION_LINE))     # this line is read as any other
+        in_tb = False
     if g.is_traceback_start(text):
         return True, ln
     if "ccumulat" in text:
@@ -288,9 +297,11 @@ def _exact(buf: bytes, k: int, sl_line, sl_s, sl_e, sl_param, first_line: int, s
 
 
 def slow_lines(buf: bytes, a: np.ndarray, sl_line, sl_s, sl_e, sl_param, first_line: int,
-               slow: fast.SlowOut, kernels=PY_KERNELS) -> None:
+               slow: fast.SlowOut, kernels=PY_KERNELS, plans: Plans | None = None) -> None:
     """Read the slow lines (0-based ``sl_line``, bytes ``sl_s:sl_e``, under subjects ``sl_param``) into ``slow``:
-    by shape where a plan reads them, else line by line. ``kernels``: (shapes, numbers), see PY_KERNELS."""
+    by shape where a plan reads them, else line by line. ``kernels``: (shapes, numbers), see PY_KERNELS;
+    ``plans``: the read's :class:`Plans` (a fresh one when not given)."""
+    plans = plans if plans is not None else Plans()
     shapes_fn, numbers_fn = kernels
     m = len(sl_line)
     if not m:
@@ -314,11 +325,11 @@ def slow_lines(buf: bytes, a: np.ndarray, sl_line, sl_s, sl_e, sl_param, first_l
             slow.tracebacks.append((tb_line, "(no exception line: the log ends inside the traceback)"))
         done[t:k] = True
         nxt = k
-    plans = []
+    found = []
     for f, c in zip(first.tolist(), count.tolist()):
         rep = buf[int(sl_s[f]):int(sl_e[f])]
-        plans.append(plan_for(rep.translate(_ZERO), rep.decode("ascii"), c))
-    has_plan = np.array([p is not None for p in plans] + [False], dtype=bool)
+        found.append(plans.plan_for(rep.translate(_ZERO), rep.decode("ascii"), c))
+    has_plan = np.array([p is not None for p in found] + [False], dtype=bool)
     templ = has_plan[code] & ~done            # code -1 indexes the trailing False
     for k in np.flatnonzero(~templ & ~done).tolist():
         _exact(buf, k, *args, False, 0)
@@ -330,7 +341,7 @@ def slow_lines(buf: bytes, a: np.ndarray, sl_line, sl_s, sl_e, sl_param, first_l
     pos, codes = pos[order], codes[order]
     cut = np.flatnonzero(np.diff(codes)) + 1
     for grp in np.split(pos, cut):
-        _apply(plans[int(code[grp[0]])], buf, a, sl_line[grp], sl_s[grp], sl_param[grp], first_line, slow,
+        _apply(found[int(code[grp[0]])], buf, a, sl_line[grp], sl_s[grp], sl_param[grp], first_line, slow,
                numbers_fn)
 
 
@@ -395,13 +406,14 @@ def _apply(plan: Plan, buf: bytes, a: np.ndarray, lines: np.ndarray, s: np.ndarr
                 slow.text_values.append((x, ks[r], vs[r], pil[r]))
 
 
-def tokenize_numpy(buf: bytes, first_line: int) -> fast.Columns:
-    """The numpy/pyarrow tokeniser (``_text_fast.tokenize``), its other lines read by shape."""
+def tokenize_numpy(buf: bytes, first_line: int, plans: Plans | None = None) -> fast.Columns:
+    """The numpy/pyarrow tokeniser (``_text_fast.tokenize``), its other lines read by shape (``plans``: the
+    read's shape plans)."""
     ch = fast.tokenize(buf, first_line, fast=True, by_shape=True)
     out = fast.Columns(subjects=list(ch.subjects))
     slow = fast.SlowOut(ch.keys)
     idx, sl_s, sl_e, sl_param = ch.slow
-    slow_lines(buf, np.frombuffer(buf, dtype=np.uint8), idx, sl_s, sl_e, sl_param, first_line, slow)
+    slow_lines(buf, np.frombuffer(buf, dtype=np.uint8), idx, sl_s, sl_e, sl_param, first_line, slow, plans=plans)
 
     def text_of(ln: int) -> str:
         k = int(np.searchsorted(idx, ln - first_line))

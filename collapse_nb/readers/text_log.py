@@ -39,11 +39,10 @@ from __future__ import annotations
 import importlib.util
 import mmap
 import re
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -337,7 +336,8 @@ class TextLogReader(Reader):
         if looks_binary(head):
             raise UnreadableFileError(path, "file holds binary data, not a text log")
         acc = _Acc(size=path.stat().st_size)
-        tokenize = _tokenizer(self.engine, path)
+        engine = engine_for(self.engine, path)
+        tokenize = engine.tokenize
         phrase_lines: list[tuple[int, str]] = []
 
         def work(buf: bytes) -> fast.Columns:
@@ -363,7 +363,7 @@ class TextLogReader(Reader):
             for fut in pending:
                 self._take(fut.result(), acc, phrase_lines)
         _phrases_in(path, acc, phrase_lines)
-        return _assemble(path, acc)
+        return _assemble(path, acc, engine)
 
     @staticmethod
     def _take(ch: fast.Columns, acc: _Acc, phrase_lines: list[tuple[int, str]]) -> None:
@@ -382,27 +382,45 @@ JIT_MIN_BYTES = 24 * 1024 * 1024
 ENGINES = ("auto", "jit", "numpy", "python")
 
 
-def _tokenizer(engine: str, path: Path):
-    """The chunk tokeniser for ``engine`` (see :data:`ENGINES`)."""
+@dataclass(frozen=True)
+class Engine:
+    """How one read tokenises its chunks and runs the context state machine: made per read by
+    :func:`engine_for`, passed down explicitly (nothing is chosen by what happens to be imported, and the
+    shape plans live as long as the read).
+
+    ``name``: ``jit``, ``numpy`` or ``python`` (the specification the other two must equal: the grammar
+    line by line, its own context state machine, no shape plans).
+    """
+
+    name: str
+    tokenize: Callable[[bytes, int], "fast.Columns"]
+    context_states: Callable
+
+
+def engine_for(engine: str, path: Path) -> Engine:
+    """The :class:`Engine` for the name given to :class:`TextLogReader` (``auto`` picks by file size)."""
     if engine not in ENGINES:
         raise ValueError(f"unknown text-log engine {engine!r}; one of {', '.join(ENGINES)}")
     if engine == "auto":
-        engine = "numpy"
-        # small files always take the numpy engine, whatever was imported before: one CI run on a cold
-        # numba cache read a small log differently after the JIT module had been loaded (not reproduced since)
-        if jit_available() and path.stat().st_size >= JIT_MIN_BYTES:
-            engine = "jit"
+        engine = "jit" if jit_available() and path.stat().st_size >= JIT_MIN_BYTES else "numpy"
     if engine == "jit":
         if not jit_available():
             raise ValueError("the 'jit' text-log engine needs numba (pip install collapse_nb[fast])")
         from . import _text_jit
-        return _text_jit.tokenize
+        if _text_jit.AVAILABLE:
+            plans = _text_shapes.Plans()
+            return Engine("jit", lambda buf, first: _text_jit.tokenize(buf, first, plans),
+                          lambda e, b, s, p, r: _text_jit.context_states(e, b, s, p.astype(np.int64), r))
+        engine = "numpy"
     if engine == "numpy":
-        return _text_shapes.tokenize_numpy
-    return lambda buf, first: fast.to_columns(fast.tokenize(buf, first, fast=False), first)
+        plans = _text_shapes.Plans()
+        return Engine("numpy", lambda buf, first: _text_shapes.tokenize_numpy(buf, first, plans), _py_context_states)
+    return Engine("python", lambda buf, first: fast.to_columns(fast.tokenize(buf, first, fast=False), first),
+                  _py_context_states)
 
 
-_JIT_MODULE = __name__.rsplit(".", 1)[0] + "._text_jit"
+def _py_context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
+    return fast.context_states(ev_e.tolist(), ev_b.tolist(), ev_s.tolist(), ev_p.tolist(), ev_reset.tolist())
 
 
 def jit_available() -> bool:
@@ -419,8 +437,8 @@ def _event_arrays(acc: _Acc):
     return tuple(np.concatenate([e[i] for e in acc.events]) for i in range(5))
 
 
-def _context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
-    """Run the context state machine over the header events; one state per event.
+def _context_states(engine: Engine, ev_e, ev_b, ev_s, ev_p, ev_reset):
+    """Run the context state machine over the header events (the read's ``engine``); one state per event.
 
     Returns per event the epoch, batch, step, phase code and segment in force after it, and
     whether the event starts a new segment (a counter went back, or a ``reset``).
@@ -428,13 +446,10 @@ def _context_states(ev_e, ev_b, ev_s, ev_p, ev_reset):
     if not len(ev_e):
         return np.empty(0), np.empty(0), np.empty(0), np.empty(0, np.int8), np.empty(0, np.int64), \
             np.empty(0, bool)
-    jit = sys.modules.get(_JIT_MODULE)
-    if jit is not None and jit.AVAILABLE:
-        return jit.context_states(ev_e, ev_b, ev_s, ev_p.astype(np.int64), ev_reset)
-    return fast.context_states(ev_e.tolist(), ev_b.tolist(), ev_s.tolist(), ev_p.tolist(), ev_reset.tolist())
+    return engine.context_states(ev_e, ev_b, ev_s, ev_p, ev_reset)
 
 
-def _restart_starts(ev, line: np.ndarray, key: np.ndarray, ctx_lines: np.ndarray) -> list[int]:
+def _restart_starts(engine: Engine, ev, line: np.ndarray, key: np.ndarray, ctx_lines: np.ndarray) -> list[int]:
     """Lines where appended restarted runs begin.
 
     The restart shows where a counter goes back, but the new run's opening lines
@@ -444,7 +459,7 @@ def _restart_starts(ev, line: np.ndarray, key: np.ndarray, ctx_lines: np.ndarray
     went back).
     """
     ev_line, ev_e, ev_b, ev_s, ev_p = ev
-    *_, back = _context_states(ev_e, ev_b, ev_s, ev_p, np.zeros(len(ev_line), bool))
+    *_, back = _context_states(engine, ev_e, ev_b, ev_s, ev_p, np.zeros(len(ev_line), bool))
     back = np.flatnonzero(back)
     if not len(back):
         return []
@@ -465,14 +480,14 @@ def _restart_starts(ev, line: np.ndarray, key: np.ndarray, ctx_lines: np.ndarray
     return starts
 
 
-def _assemble(path: Path, acc: _Acc) -> ReadResult:
+def _assemble(path: Path, acc: _Acc, engine: Engine) -> ReadResult:
     n = acc.rows.n
     line, key, param, value = acc.rows.line[:n], acc.rows.key[:n], acc.rows.param[:n], acc.rows.value[:n]
     ev = _event_arrays(acc)
     ev_line, ev_e, ev_b, ev_s, ev_p = ev
     has_ctx = ~(np.isnan(ev_e) & np.isnan(ev_b) & np.isnan(ev_s))
     ctx_lines = ev_line[has_ctx]
-    restart_lines = _restart_starts(ev, line, key, ctx_lines)
+    restart_lines = _restart_starts(engine, ev, line, key, ctx_lines)
     # a restart that begins at a header line is reset before that header's context is set
     reset = np.zeros(len(ev_line) + len(restart_lines), dtype=bool)
     reset[len(ev_line):] = True
@@ -481,7 +496,7 @@ def _assemble(path: Path, acc: _Acc) -> ReadResult:
     all_line = np.concatenate([ev_line, r])
     order = np.lexsort((~reset, all_line))
     ev_line = all_line[order]
-    ep, ba, st, ph, seg, _ = _context_states(np.concatenate([ev_e, nan])[order], np.concatenate([ev_b, nan])[order],
+    ep, ba, st, ph, seg, _ = _context_states(engine, np.concatenate([ev_e, nan])[order], np.concatenate([ev_b, nan])[order],
                                              np.concatenate([ev_s, nan])[order],
                                              np.concatenate([ev_p, np.full(len(r), -1, np.int8)])[order],
                                              reset[order])

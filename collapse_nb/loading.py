@@ -166,9 +166,22 @@ def _read_converted(path: Path, fmt: str | None, encoding: str) -> ReadResult:
     return r
 
 
+DCP_HOWTO = ("a torch.distributed.checkpoint (DCP) shard: its tensors are described by the folder's pickled "
+             ".metadata, which is never unpickled here; convert the folder to one file first, in an environment you "
+             "trust: python -m torch.distributed.checkpoint.format_utils dcp_to_torch <folder> model.pt "
+             "(then load model.pt)")
+
+
+def _is_dcp_shard(path: Path) -> bool:
+    return path.suffix == ".distcp" or (path.name.startswith("__") and (path.parent / ".metadata").exists()
+                                        and path.name.endswith(".distcp"))
+
+
 def _read_one(path: Path, fmt: str | None) -> ReadResult:
     if path.stat().st_size == 0:
         raise UnreadableFileError(path, "file is empty")
+    if _is_dcp_shard(path):
+        raise UnreadableFileError(path, DCP_HOWTO)
     head = read_head(path)
     encoding = _wide_encoding(head) or ("cr" if _cr_only(head) else None)
     if encoding is not None:
@@ -306,7 +319,7 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
                     continue
                 found.append(_read_one(f, format))
             except CollapseNBError as exc:
-                ignored.append({"source": _name(str(f)), "reason": _name(str(exc))})
+                ignored.append({"source": _name(str(f)), "reason": _name(str(getattr(exc, "reason", None) or exc))})
             except OSError as exc:
                 ignored.append({"source": _name(str(f)), "reason": f"cannot read: {exc.strerror or exc}"})
         if not any(not get_reader(r.format).is_config for r in found):

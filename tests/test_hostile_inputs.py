@@ -194,3 +194,18 @@ def test_csv_column_names_longer_than_120_characters(tmp_path):
     p.write_text(f"epoch,{name},train_loss\n0,1.0,1.1\n1,0.9,1.0\n")
     run = cnb.load(p)
     assert run.meta["files"][0]["format"] != "text-log" and len(run.scalars) == 4
+
+
+def test_a_torch_distributed_checkpoint_folder_says_how_to_convert_it(tmp_path):
+    torch = pytest.importorskip("torch")
+    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        dcp.save({"model": {"w": torch.randn(4, 4)}}, checkpoint_id=str(tmp_path / "ck"))
+    shard = next((tmp_path / "ck").glob("*.distcp"))
+    with pytest.raises(UnreadableFileError, match="torch.distributed.checkpoint.*dcp_to_torch"):
+        cnb.load(shard)
+    (tmp_path / "ck" / "log.jsonl").write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.9}\n')
+    run = cnb.load(tmp_path / "ck")
+    (ign,) = run.meta["ignored"]
+    assert ign["source"] == str(shard) and ign["reason"].startswith("a torch.distributed.checkpoint (DCP) shard")

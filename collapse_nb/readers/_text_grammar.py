@@ -130,6 +130,8 @@ def parse_line(raw: str) -> Parsed:
     if not msg.strip() or _SEPARATOR.match(msg):
         out.kind = "blank"
         return out
+    if _FRAME.search(msg):        # a traceback's frame, also when ranks' tracebacks interleave: never a metric
+        return out
     # a/b: x / y  ("y_pred_for_loss mean/std: 0.74 / 0.55")
     pm = _PAIR_SPLIT.match(msg)
     if pm:
@@ -229,6 +231,11 @@ def _values_in(segment: str, subject: str = "") -> list[tuple[str, float]]:
 
 def indent_of(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
+
+
+#: A Python traceback frame, ``File "train.py", line 276, in <module>``, anywhere in a line (interleaved
+#: output of several ranks splices them into other lines).
+_FRAME = re.compile(r'File "[^"]*", line \d+')
 
 
 def is_traceback_start(line: str) -> bool:

@@ -517,7 +517,9 @@ def build_epochs(scalars: pd.DataFrame) -> pd.DataFrame:
                                             level=("level", "max"))
     agg["v"] = np.where(agg["level"] > LEVEL_PER_STEP, agg["last"], agg["mean"])
     wide = agg["v"].unstack("col")
-    wide.columns = pd.Index([col_names[c] for c in wide.columns], dtype=object)
+    # a metric literally named like an index column ("epoch=2" on a line) keeps its values as logged_<name>
+    wide.columns = pd.Index([f"logged_{n}" if n in ("segment", "epoch", "step") else n
+                             for n in (col_names[c] for c in wide.columns)], dtype=object)
     steps = work.groupby(["segment", "epoch"])["step"].max().rename("step")
     wide = wide.join(steps).reset_index()
     front = ["segment", "epoch", "step"]

@@ -54,6 +54,14 @@ def test_counters_of_lightning_csv_mmengine_and_detectron2(tmp_path):
     assert set(run.scalars["step"]) == {1} and run.meta["files"][0]["skipped"]["count"] == 1
 
 
+def test_a_metric_named_epoch_on_a_line_with_the_epoch_counter(tmp_path):
+    p = tmp_path / "train.log"
+    p.write_text("Epoch 1/3 | loss=0.5 | epoch=1\nEpoch 2/3 | loss=0.4 | epoch=2\n")
+    run = cnb.load(p)
+    assert run.epochs["logged_epoch"].tolist() == [1.0, 2.0] and run.epochs["epoch"].tolist() == [1.0, 2.0]
+    cnb.diagnose(run)
+
+
 def test_a_metric_named_epoch_inside_a_text_block(tmp_path):
     p = tmp_path / "train.log"
     p.write_text("EPOCH 1 | BATCH 1/10 | TRAINING MODE\nloss: 0.5\nepoch: 3\n"

@@ -96,7 +96,7 @@ class ValAtChance(Check):
                                  summary=f"At the end of the run: {shown}.",
                                  details={**results[0]["basis"], "checked": [r["series"] for r in results]})]
         order = {"never": 0, "end": 1, "recovered": 2}
-        r = min(bad, key=lambda r: (order[r["state"]], r["last_gap"]))
+        r = min(bad, key=lambda r: (not (r["state"] == "never" and r["learned"]), order[r["state"]], r["last_gap"]))
         return [self._finding(r, [x["series"] for x in bad])]
 
     # ------------------------------------------------------------------------------------------------
@@ -146,7 +146,13 @@ class ValAtChance(Check):
         elif at.any():
             state = "recovered"
         gap = (y[-1] - chance) if direction == "up" else (chance - y[-1])
-        return {"series": label, "kind": kind, "chance": chance, "chance_how": chance_how, "curve": c, "at": at,
+        if not len(train):
+            learned = False
+        elif kind == "loss":
+            learned = float(train["value"].iloc[-1]) < (1 - 2 * self.tolerance) * chance
+        else:
+            learned = _learned(train, chance, direction)
+        return {"learned": bool(learned), "series": label, "kind": kind, "chance": chance, "chance_how": chance_how, "curve": c, "at": at,
                 "train": train, "state": state, "last": float(y[-1]), "last_gap": float(gap),
                 "basis": curve_basis(c), "direction": direction}
 
@@ -180,9 +186,7 @@ class ValAtChance(Check):
                                 f"Validation at chance at {span_txt}, recovered", summary=summary, evidence=ev,
                                 details=details, score=float(at.sum()) / len(at))
         never = r["state"] == "never"
-        learned = len(train) and r["kind"] != "loss" and _learned(train, r["chance"], r["direction"])
-        learned = learned or (len(train) and r["kind"] == "loss" and
-                              float(train["value"].iloc[-1]) < (1 - 2 * self.tolerance) * r["chance"])
+        learned = r["learned"]
         sev = "critical" if never and learned else "warning"
         summary = what + (". It never left it" if never else f". It ends there ({fmt(y[-1])}, {where[-1]})") + \
             (": the model learns on the training data but does not generalise at all." if learned else ".")

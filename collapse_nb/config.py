@@ -131,6 +131,8 @@ def canonical_config(raw: dict[str, Any]) -> dict[str, Any]:
     """
     best: dict[str, tuple[int, Any]] = {}
     for k, v in raw.items():
+        if any(part.lower() in ("summary", "summaries") for part in str(k).split(".")[:-1]):
+            continue                   # W&B's summary holds results (the last loss), not settings
         ck = canonical_key(k)
         if ck is None:
             continue

@@ -144,7 +144,7 @@ class Coverage(Check):
         elif planned_epochs and epochs_done is not None and epochs_done < self.complete * planned_epochs:
             got, plan, unit, src = epochs_done, planned_epochs, "epoch", epochs_from
         else:
-            return None
+            return self._unfinished(run, last_step, epochs_done)
         ending = _last_traceback(run)
         summary = (f"The run was configured for {fmt(plan)} {unit}s ({src}) but its logs stop at {unit} {fmt(got)} "
                    f"({got / plan:.1%} of the plan)"
@@ -158,6 +158,34 @@ class Coverage(Check):
                             summary=summary, details={"unit": unit, "reached": got, "planned": plan, "from": src,
                                                       "ending": ending},
                             score=1 - got / plan)
+
+
+    def _unfinished(self, run, last_step: float | None, epochs_done: float | None) -> Finding | None:
+        """A run its tracker says did not finish (no W&B exit record; MLflow status KILLED / FAILED / RUNNING),
+        when no configured length says how far it got."""
+        raw = {k: v for cfg in (run.meta.get("config_raw") or {}).values() if isinstance(cfg, dict)
+               for k, v in cfg.items()}
+        why = None
+        if "wandb.exit_code" in raw and raw["wandb.exit_code"] is None:
+            why = "its W&B records end without an exit record (the process was killed, or is still running)"
+        elif isinstance(raw.get("wandb.exit_code"), int) and raw["wandb.exit_code"] != 0:
+            why = f"W&B recorded exit code {raw['wandb.exit_code']}"
+        elif str(raw.get("mlflow.status", "")).upper() in ("KILLED", "FAILED", "RUNNING"):
+            why = f"MLflow says the run is {str(raw['mlflow.status']).upper()}"
+        if why is None:
+            return None
+        at = (f"step {fmt(last_step)}" if last_step is not None else
+              f"epoch {fmt(epochs_done)}" if epochs_done is not None else "its last logged value")
+        plan = _planned(run, _EPOCH_KEYS)[0] or _planned(run, _STEP_KEYS)[0]
+        unit = "epochs" if _planned(run, _EPOCH_KEYS)[0] else "steps"
+        planned = f" of a run configured for {fmt(plan)} {unit}" if plan else ""
+        return self.finding("run_incomplete", "info", f"Stopped early: at {at}{planned}, not finished",
+                            summary=f"The run did not finish: {why}. Its logs stop at {at}{planned}. Everything "
+                                    f"here describes the part that ran: a curve cut short can look healthy, or "
+                                    f"unfinished, without being either.",
+                            details={"unit": "step" if last_step is not None else "epoch",
+                                     "reached": last_step if last_step is not None else epochs_done,
+                                     "planned": plan, "from": why, "ending": why}, score=0.5)
 
 
 def _value(v) -> str:

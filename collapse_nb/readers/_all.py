@@ -12,3 +12,4 @@ from . import tb_events  # noqa: F401
 from . import capture_log  # noqa: F401
 from . import torch_checkpoint, safetensors_file  # noqa: F401
 from . import mlflow_store  # noqa: F401
+from . import wandb_run  # noqa: F401

@@ -143,10 +143,12 @@ def test_keras_history_overfit(corpus):
     assert f.details["val_best_where"] == "epoch 6" and f.details["consecutive_train_down_val_worse"] >= 3
 
 
-def test_an_unread_store_is_not_assessed(corpus):
-    # the MLflow file store has no reader yet (issue 12): the run must say it was not assessed, not pass
+def test_mlflow_store_validation_never_leaves_chance(corpus):
+    # val/loss about ln(11) = 2.40 all run long while the train loss falls: no generalisation
     fs = _diagnose(corpus, "mlflow-vit-val-at-chance")
-    assert by_code(fs, "objective_not_found").severity == "info"
+    f = by_code(fs, "val_at_chance")
+    assert f.severity == "critical" and "ln 11" in f.details["chance_from"]
+    assert by_code(fs, "objective").details["series"] == "the logged train loss 'loss'"
 
 
 def test_hf_phi4_isolated_nan_grad_norm_is_survived_not_critical(corpus):

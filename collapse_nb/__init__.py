@@ -11,6 +11,7 @@ from .errors import (CollapseNBError, MissingPathError, NothingReadableError, Un
                      UnreadableFileError)
 from .findings import Finding
 from .loading import formats, load
+from .runs import Runs, load_runs
 from .run import Run
 
 __version__ = "0.1.0"

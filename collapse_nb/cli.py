@@ -91,6 +91,33 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_triage(args: argparse.Namespace) -> int:
+    import json
+    import math
+
+    from .runs import load_runs
+
+    runs = load_runs(args.path, format=args.format)
+    table = runs.triage()
+    if args.json:
+        rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in table.to_dict(orient="records")]
+        print(json.dumps({"root": str(runs.root), "runs": rows}, indent=2, default=str))
+        return 0
+    print(f"{len(runs)} run(s) under {runs.root}" + (f", {len(runs.failed)} unreadable" if runs.failed else ""))
+    width = max([len(n) for n in table["run"]] + [3])
+    for r in table.to_dict(orient="records"):
+        reached = " ".join(p for p in (f"step {r['steps']:,.0f}" if r.get("steps") == r.get("steps") and
+                                       r.get("steps") is not None else "",
+                                       f"epoch {r['epochs']:g}" if r.get("epochs") == r.get("epochs") and
+                                       r.get("epochs") is not None else "") if p)
+        what = next((v for v in (r.get("top_finding"), r.get("verdict")) if isinstance(v, str) and v), "")
+        cause = r.get("top_cause") if isinstance(r.get("top_cause"), str) else "-"
+        print(f"{r['run']:{width}}  {r['status']:12}  {cause:24}  {reached:22}  "
+              f"{str(what)[:110]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="collapse-nb", description="Find out why a training run failed.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -107,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", help="run directory for one NAME; for several, DIR/<NAME> for each")
     z.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same seed logs the same numbers")
     z.set_defaults(func=cmd_zoo)
+    t = sub.add_parser("triage", help="which runs of a folder failed, how, and how far they got (worst first)")
+    t.add_argument("path", help="a folder of runs (lightning_logs/, runs/, wandb/, mlruns/, a zoo folder)")
+    t.add_argument("--format", help="read every file as this format (see `collapse-nb formats`)")
+    t.add_argument("--json", action="store_true", help="print the table as JSON, for scripts")
+    t.set_defaults(func=cmd_triage)
     from .report.cli_commands import add_subcommands as add_report_commands
     add_report_commands(sub)        # report, diagnose
     return ap

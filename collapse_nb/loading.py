@@ -304,29 +304,41 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
                 raise UnreadableFileError(p, why)
             results.append(_read_one(p, format))
             continue
-        found = []
-        for f in _files_in(p, follow_symlinks, ignored):
-            try:
-                head = read_head(f)
-                wide = _wide_encoding(head) is not None or _cr_only(head)   # sniffed once converted, in _read_one
-                if wide:
-                    pass
-                elif format is not None:
-                    if get_reader(format).sniff(read_head(f), f) <= 0:
-                        continue
-                elif sniff(f)[0] is None:
-                    ignored.append({"source": _name(str(f)), "reason": _unrecognised(f)})
+        results.extend(read_folder_files(p, _files_in(p, follow_symlinks, ignored), format, ignored))
+    return _assemble(results, ignored)
+
+
+def read_folder_files(folder: Path, files: Iterable[Path], format: str | None,
+                      ignored: list[dict[str, str]]) -> list[ReadResult]:
+    """Read the files of one folder (or one run): what no reader recognises, or what cannot be read, goes to
+    ``ignored`` with the reason; raises :class:`NothingReadableError` when no training log remains."""
+    found = []
+    for f in files:
+        try:
+            head = read_head(f)
+            wide = _wide_encoding(head) is not None or _cr_only(head)   # sniffed once converted, in _read_one
+            if wide:
+                pass
+            elif format is not None:
+                if get_reader(format).sniff(head, f) <= 0:
                     continue
-                found.append(_read_one(f, format))
-            except CollapseNBError as exc:
-                ignored.append({"source": _name(str(f)), "reason": _name(str(getattr(exc, "reason", None) or exc))})
-            except OSError as exc:
-                ignored.append({"source": _name(str(f)), "reason": f"cannot read: {exc.strerror or exc}"})
-        if not any(not get_reader(r.format).is_config for r in found):
-            detail = "; ".join([f"only configuration: {', '.join(r.source for r in found)}"] * bool(found) +
-                               [f"{i['source']}: {i['reason']}" for i in ignored[:10]]) or "it is empty"
-            raise NothingReadableError(f"{p}: no readable training log in this directory ({detail})")
-        results.extend(found)
+            elif sniff(f)[0] is None:
+                ignored.append({"source": _name(str(f)), "reason": _unrecognised(f)})
+                continue
+            found.append(_read_one(f, format))
+        except CollapseNBError as exc:
+            ignored.append({"source": _name(str(f)), "reason": _name(str(getattr(exc, "reason", None) or exc))})
+        except OSError as exc:
+            ignored.append({"source": _name(str(f)), "reason": f"cannot read: {exc.strerror or exc}"})
+    if not any(not get_reader(r.format).is_config for r in found):
+        detail = "; ".join([f"only configuration: {', '.join(r.source for r in found)}"] * bool(found) +
+                           [f"{i['source']}: {i['reason']}" for i in ignored[:10]]) or "it is empty"
+        raise NothingReadableError(f"{folder}: no readable training log in this directory ({detail})")
+    return found
+
+
+def assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
+    """The :class:`Run` of files already read (see :func:`read_folder_files`)."""
     return _assemble(results, ignored)
 
 

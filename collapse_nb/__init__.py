@@ -16,6 +16,6 @@ from .run import Run
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "formats", "Run", "diagnose", "root_causes", "diff", "Finding", "CollapseNBError",
+__all__ = ["load", "load_runs", "Runs", "formats", "Run", "diagnose", "root_causes", "diff", "Finding", "CollapseNBError",
            "MissingPathError", "NothingReadableError", "UnknownFormatError", "UnreadableFileError",
            "__version__"]

@@ -305,7 +305,28 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
             results.append(_read_one(p, format))
             continue
         results.extend(read_folder_files(p, _files_in(p, follow_symlinks, ignored), format, ignored))
-    return _assemble(results, ignored)
+    run = _assemble(results, ignored)
+    for p in paths:
+        if p.is_dir():
+            _note_several_runs(run, p)
+    return run
+
+
+def _note_several_runs(run: Run, folder: Path) -> None:
+    """Say so when ``folder`` holds several runs (the discovery rules of :mod:`collapse_nb.discovery`): they
+    were read as one, and :func:`collapse_nb.load_runs` reads them apart."""
+    from .discovery import find_runs
+
+    try:
+        found = find_runs(folder)
+    except OSError:
+        return
+    if len(found) > 1:
+        names = [r.name for r in found]
+        run.meta["runs_found"] = names
+        run.meta["notes"].append(f"{_name(str(folder))} holds {len(names)} runs ({', '.join(names[:6])}"
+                                 f"{', ...' if len(names) > 6 else ''}): they were read as one here; "
+                                 f"collapse_nb.load_runs (or collapse-nb triage) reads them apart")
 
 
 def read_folder_files(folder: Path, files: Iterable[Path], format: str | None,

@@ -91,3 +91,12 @@ def test_an_unreadable_run_is_listed_not_dropped(tmp_path):
     assert len(table) == 1
     with pytest.raises(KeyError, match="no run named"):
         runs["nope"]
+
+
+def test_load_on_a_folder_of_several_runs_says_so(tmp_path):
+    for name in ("a", "b"):
+        _write(tmp_path / name / "log.jsonl", '{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.9}\n')
+    run = cnb.load(tmp_path)
+    assert run.meta["runs_found"] == ["a", "b"]
+    assert any("holds 2 runs (a, b)" in n and "load_runs" in n for n in run.meta["notes"])
+    assert "runs_found" not in cnb.load(tmp_path / "a").meta

@@ -173,8 +173,7 @@ DCP_HOWTO = ("a torch.distributed.checkpoint (DCP) shard: its tensors are descri
 
 
 def _is_dcp_shard(path: Path) -> bool:
-    return path.suffix == ".distcp" or (path.name.startswith("__") and (path.parent / ".metadata").exists()
-                                        and path.name.endswith(".distcp"))
+    return path.suffix == ".distcp"
 
 
 def _read_one(path: Path, fmt: str | None) -> ReadResult:
@@ -305,7 +304,7 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
             results.append(_read_one(p, format))
             continue
         results.extend(read_folder_files(p, _files_in(p, follow_symlinks, ignored), format, ignored))
-    run = _assemble(results, ignored)
+    run = assemble(results, ignored)
     for p in paths:
         if p.is_dir():
             _note_several_runs(run, p)
@@ -359,11 +358,7 @@ def read_folder_files(folder: Path, files: Iterable[Path], format: str | None,
 
 
 def assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
-    """The :class:`Run` of files already read (see :func:`read_folder_files`)."""
-    return _assemble(results, ignored)
-
-
-def _assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
+    """The :class:`Run` of files already read (by :func:`_read_one` or :func:`read_folder_files`)."""
     frames, files, restarts, notes = [], [], [], []
     config_parts, config_raw = [], {}
     extra: dict[str, list[pd.DataFrame]] = {}

@@ -176,8 +176,8 @@ class Coverage(Check):
             return None
         at = (f"step {fmt(last_step)}" if last_step is not None else
               f"epoch {fmt(epochs_done)}" if epochs_done is not None else "its last logged value")
-        plan = _planned(run, _EPOCH_KEYS)[0] or _planned(run, _STEP_KEYS)[0]
-        unit = "epochs" if _planned(run, _EPOCH_KEYS)[0] else "steps"
+        epochs_plan, steps_plan = _planned(run, _EPOCH_KEYS)[0], _planned(run, _STEP_KEYS)[0]
+        plan, unit = (epochs_plan, "epochs") if epochs_plan else (steps_plan, "steps")
         planned = f" of a run configured for {fmt(plan)} {unit}" if plan else ""
         return self.finding("run_incomplete", "info", f"Stopped early: at {at}{planned}, not finished",
                             summary=f"The run did not finish: {why}. Its logs stop at {at}{planned}. Everything "

@@ -189,6 +189,27 @@ def as_counter(value: Any) -> float:
     return math.inf if math.isnan(x) else x
 
 
+_SPECIAL_TEXT = ("nan", "-nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity")
+
+
+def number_or_none(v: Any, numeric_text: bool = True) -> float | None:
+    """A JSON value as a float, or None for what is no number (null, booleans, lists, other text).
+
+    Numbers of any size (a huge integer is +-inf); text ``"nan"``/``"inf"``; other numeric text such as
+    ``"0.5"`` only with ``numeric_text``."""
+    if v is None or isinstance(v, bool):
+        return None
+    if is_number(v):
+        return as_float(v)
+    if isinstance(v, str):
+        low = v.strip().lower()
+        if not numeric_text and low not in _SPECIAL_TEXT:
+            return None
+        x = as_float(v)
+        return None if math.isnan(x) and low not in ("nan", "-nan") else x
+    return None
+
+
 def as_float(value: Any) -> float:
     """An index value (step, epoch...) as float; NaN when it is not a number (inf when it is too large)."""
     if is_number(value):

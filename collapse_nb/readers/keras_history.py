@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import UnreadableFileError
 from .base import ReadResult, Reader, SkipLog, looks_binary, read_text, register
-from ._json_common import RowBuilder, as_float, loads
+from ._json_common import RowBuilder, loads, number_or_none
 
 _HEAD = re.compile(rb'^\s*\{\s*"(?P<key>[^"]{1,200})"\s*:\s*\[\s*(?:-?\d|NaN|-?Infinity|null|\])')
 _LIST_KEY = re.compile(rb'"([^"]{1,200})"\s*:\s*\[')
@@ -120,16 +120,8 @@ def _complete_lists(text: str) -> tuple[dict, int]:
 
 
 def _value(v) -> float | None:
-    if v is None:
-        return math.nan
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, (int, float)):
-        return as_float(v)
-    if isinstance(v, str):
-        x = as_float(v)
-        return None if math.isnan(x) and v.strip().lower() not in ("nan", "-nan") else x
-    return None
+    """A list entry: a number, NaN for ``null`` (Keras writes NaN losses so), None for anything else."""
+    return math.nan if v is None else number_or_none(v)
 
 
 def _key_lines(text: str) -> dict[str, int]:

@@ -28,7 +28,6 @@ A record with a bad checksum is skipped and counted; a file cut mid-record keeps
 from __future__ import annotations
 
 import json
-import math
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -37,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UnreadableFileError
+from ._json_common import number_or_none
 from .base import ReadResult, Reader, SkipLog, empty_scalars, register
 
 MAGIC = b":W&B\xe1\xbe"
@@ -149,16 +149,8 @@ def _items(msg: bytes, repeated_field: int) -> Iterator[tuple[str, object]]:
 
 
 def _number(v: object) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, (int, float)):
-        try:
-            return float(v)
-        except OverflowError:
-            return math.inf if v > 0 else -math.inf
-    if isinstance(v, str) and v.strip().lower() in ("nan", "inf", "-inf", "infinity", "-infinity"):
-        return float(v.strip().lower().replace("infinity", "inf"))
-    return None
+    """A history value as a float (``"nan"``/``"inf"`` text included), None for text, media, tables."""
+    return number_or_none(v, numeric_text=False)
 
 
 # ---------------------------------------------------------------- readers

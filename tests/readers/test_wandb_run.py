@@ -74,8 +74,11 @@ def test_a_record_with_a_bad_checksum_is_skipped_and_counted(tmp_path):
     (path,) = run_dir.glob("*.wandb")
     data = bytearray(path.read_bytes())
     good = len(cnb.load(path).scalars)
-    k = data.index(b"val/loss", len(data) // 2)                    # a byte inside one history record
-    data[k] ^= 0xFF
+    history = [(off, rec) for off, rec in wandb_run.records(bytes(data), wandb_run.SkipLog())
+               if any(num == 2 for num, _, _ in wandb_run.fields(rec))]  # Record.history = 2
+    off, rec = history[len(history) // 2]
+    assert len(rec) < wandb_run.BLOCK - 7                           # one whole record: its checksum covers it
+    data[off + 7 + rec.index(b"val/loss")] ^= 0xFF                 # a byte inside that history record
     path.write_bytes(bytes(data))
     run = cnb.load(path)
     assert run.meta["files"][0]["skipped"]["by_reason"] == {"bad checksum": 1}

@@ -29,6 +29,19 @@ class NothingReadableError(CollapseNBError, ValueError):
     """A directory (or list of paths) in which no file could be read."""
 
 
+class SeveralRunsError(CollapseNBError, ValueError):
+    """A folder given to :func:`collapse_nb.load` holds several runs (``names``): they are not one run."""
+
+    def __init__(self, path: str | Path, names: list[str]):
+        self.path = printable_path(path)
+        self.names = list(names)
+        shown = ", ".join(self.names[:8]) + (", ..." if len(self.names) > 8 else "")
+        super().__init__(
+            f"{self.path}: holds {len(self.names)} runs ({shown}), not one: read them apart with "
+            f"collapse_nb.load_runs({self.path!r}) or `collapse-nb triage {self.path}`, or one of them with "
+            f"load('{self.path}/{self.names[0]}'); load(..., merge=True) reads them all as one run")
+
+
 class MissingPathError(CollapseNBError, FileNotFoundError):
     """A path given to :func:`collapse_nb.load` does not exist."""
 

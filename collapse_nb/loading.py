@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -13,8 +14,8 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from .config import canonical_config, canonical_key, merge_configs
-from .errors import (CollapseNBError, MissingPathError, NothingReadableError, UnknownFormatError,
-                     UnreadableFileError, printable_path)
+from .errors import (CollapseNBError, MissingPathError, NothingReadableError, SeveralRunsError,
+                     UnknownFormatError, UnreadableFileError, printable_path)
 from .repeats import drop_repeats
 from .readers.base import ReadResult, Reader, get_reader, looks_binary, read_head, readers
 from .run import Run
@@ -259,7 +260,7 @@ def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None,
-         follow_symlinks: bool = False) -> Run:
+         follow_symlinks: bool = False, merge: bool = False) -> Run:
     """Read training logs into a :class:`Run`.
 
     Parameters
@@ -274,6 +275,12 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
         In a directory, follow symbolic links whose target lies outside it (default: not followed,
         listed in ``meta["ignored"]``). Only regular files are ever read: named pipes, sockets and
         devices are listed in ``meta["ignored"]`` with the reason.
+    merge
+        A directory that holds several runs (the rules of :mod:`collapse_nb.discovery`: sibling
+        folders each with their own logs) is refused with :class:`SeveralRunsError`, unless its runs
+        are one resumed timeline (Lightning ``version_N`` folders whose steps continue each other),
+        which is read as one run with the resume points noted. ``merge=True`` reads everything as one
+        run anyway (``meta["runs_found"]`` names the runs).
 
     Raises
     ------
@@ -285,6 +292,8 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
         A file is empty, binary, or broken beyond reading; the message names it.
     NothingReadableError
         A directory holds no file any reader recognises.
+    SeveralRunsError
+        A directory holds several runs that are not one resumed timeline (and ``merge`` is false).
     """
     if format is not None:
         get_reader(format)  # validate before doing any work
@@ -303,28 +312,47 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
                 raise UnreadableFileError(p, why)
             results.append(_read_one(p, format))
             continue
+        found = [] if merge else _runs_in(p)
+        if len(found) > 1 and not all(_VERSION_DIR.match(r.path.name) for r in found):
+            raise SeveralRunsError(p, [r.name for r in found])         # before reading them all
         results.extend(read_folder_files(p, _files_in(p, follow_symlinks, ignored), format, ignored))
     run = assemble(results, ignored)
     for p in paths:
         if p.is_dir():
-            _note_several_runs(run, p)
+            _note_several_runs(run, p, merge)
     return run
 
 
-def _note_several_runs(run: Run, folder: Path) -> None:
-    """Say so when ``folder`` holds several runs (the discovery rules of :mod:`collapse_nb.discovery`): they
-    were read as one, and :func:`collapse_nb.load_runs` reads them apart."""
+def _runs_in(folder: Path) -> list:
     from .discovery import find_runs
-
     try:
-        found = find_runs(folder)
+        return find_runs(folder)
     except OSError:
+        return []
+
+
+_VERSION_DIR = re.compile(r"^version_\d+$")
+
+
+def _note_several_runs(run: Run, folder: Path, merge: bool) -> None:
+    """Refuse ``folder`` when it holds several runs (the rules of :mod:`collapse_nb.discovery`) that are not one
+    resumed timeline, unless ``merge``; say so in a note when they were read as one."""
+    from .runs import resumed_chain
+
+    found = _runs_in(folder)
+    if len(found) <= 1:
         return
-    if len(found) > 1:
-        names = [r.name for r in found]
-        run.meta["runs_found"] = names
+    names = [r.name for r in found]
+    chain = resumed_chain(run, found)
+    if chain is None and not merge:
+        raise SeveralRunsError(folder, names)
+    run.meta["runs_found"] = names
+    if chain is not None:
+        run.meta["notes"].append(f"{_name(str(folder))} holds {len(names)} Lightning versions whose steps continue "
+                                 f"each other ({', '.join(chain)}): read as one resumed run")
+    else:
         run.meta["notes"].append(f"{_name(str(folder))} holds {len(names)} runs ({', '.join(names[:6])}"
-                                 f"{', ...' if len(names) > 6 else ''}): they were read as one here; "
+                                 f"{', ...' if len(names) > 6 else ''}): they were read as one here (merge=True); "
                                  f"collapse_nb.load_runs (or collapse-nb triage) reads them apart")
 
 

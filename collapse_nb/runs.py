@@ -94,26 +94,60 @@ def _load_one(rf: RunFolder, format: str | None) -> Run:
 _VERSION = re.compile(r"^(?P<parent>.*?)(?:^|/)version_(?P<n>\d+)$")
 
 
+def _span(steps: pd.Series) -> tuple[float, float, float] | None:
+    """``(first, last, logging interval)`` of a run's steps, or None when it has none."""
+    s = pd.to_numeric(steps, errors="coerce").dropna().astype("float64")
+    if not len(s):
+        return None
+    u = pd.Series(sorted(set(s)))
+    return float(u.iloc[0]), float(u.iloc[-1]), float(u.diff().median()) if len(u) > 1 else 1.0
+
+
+def _continues(earlier: tuple[float, float, float], later: tuple[float, float, float]) -> bool:
+    """Whether a run whose steps span ``later`` resumes one that spans ``earlier``: its first step follows the
+    earlier one's last within two logging intervals or a tenth of it (a run resumed from a checkpoint)."""
+    first, last_before, every = later[0], earlier[1], earlier[2]
+    return first > 0 and last_before <= first and first - last_before <= max(0.1 * last_before, 2 * every, 1)
+
+
 def _link_resumed(runs: list[Run], names: list[str]) -> None:
-    """``meta["resumed_from"]`` for a Lightning ``version_N`` whose first step follows the last step of an earlier
-    ``version_M`` beside it, within two of its logging intervals or a tenth of it (a run resumed from a
-    checkpoint into a new folder)."""
+    """``meta["resumed_from"]`` for a Lightning ``version_N`` whose steps continue those of an earlier
+    ``version_M`` beside it (:func:`_continues`)."""
     spans = {}
     for run, name in zip(runs, names):
         m = _VERSION.match(name)
-        s = run.scalars["step"].dropna() if "step" in run.scalars else pd.Series([], dtype="float64")
-        if m and len(s):
-            u = pd.Series(sorted(set(s.astype("float64"))))
-            every = float(u.diff().median()) if len(u) > 1 else 1.0
-            spans[name] = (m["parent"], int(m["n"]), float(s.min()), float(s.max()), every)
+        span = _span(run.scalars["step"]) if m and "step" in run.scalars else None
+        if span is not None:
+            spans[name] = (m["parent"], int(m["n"]), span)
     for run, name in zip(runs, names):
         if name not in spans:
             continue
-        parent, n, first, _, _ = spans[name]
-        earlier = [(k, v) for k, v in spans.items() if v[0] == parent and v[1] < n and v[3] <= first
-                   and first > 0 and first - v[3] <= max(0.1 * v[3], 2 * v[4], 1)]
+        parent, n, span = spans[name]
+        earlier = [(k, v) for k, v in spans.items() if v[0] == parent and v[1] < n and _continues(v[2], span)]
         if earlier:
             prev = max(earlier, key=lambda kv: kv[1][1])[0]
             run.meta["resumed_from"] = prev
             run.meta.setdefault("notes", []).append(f"resumed from {prev}: its steps continue that run's "
-                                                    f"(from step {first:,.0f})")
+                                                    f"(from step {span[0]:,.0f})")
+
+
+def resumed_chain(run: Run, folders: list[RunFolder]) -> list[str] | None:
+    """The names of ``folders`` in order when they are Lightning ``version_N`` siblings each of whose steps (in
+    ``run``, the folders read as one) continue the one before: one run resumed into new folders. Else None."""
+    matches = [(_VERSION.match(rf.name), rf) for rf in folders]
+    if len(folders) < 2 or not all(m for m, _ in matches) or len({m["parent"] for m, _ in matches}) != 1:
+        return None
+    s = run.scalars
+    if "step" not in s or s.empty:
+        return None
+    source = s["source"].astype(str)
+    spans = []
+    for m, rf in sorted(matches, key=lambda mr: int(mr[0]["n"])):
+        inside = source.map(lambda src, root=str(rf.path): src == root or src.startswith(root + os.sep))
+        span = _span(s.loc[inside.to_numpy(dtype=bool), "step"])
+        if span is None:
+            return None
+        spans.append((rf.name, span))
+    if all(_continues(a[1], b[1]) for a, b in zip(spans, spans[1:])):
+        return [name for name, _ in spans]
+    return None

@@ -93,10 +93,23 @@ def test_an_unreadable_run_is_listed_not_dropped(tmp_path):
         runs["nope"]
 
 
-def test_load_on_a_folder_of_several_runs_says_so(tmp_path):
+def test_load_on_a_folder_of_several_runs_refuses_and_points_to_load_runs(tmp_path):
     for name in ("a", "b"):
         _write(tmp_path / name / "log.jsonl", '{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 0.9}\n')
-    run = cnb.load(tmp_path)
+    with pytest.raises(cnb.errors.SeveralRunsError, match=r"holds 2 runs \(a, b\).*load_runs") as e:
+        cnb.load(tmp_path)
+    assert e.value.names == ["a", "b"]
+    run = cnb.load(tmp_path, merge=True)                              # asked for: read as one, and said
     assert run.meta["runs_found"] == ["a", "b"]
     assert any("holds 2 runs (a, b)" in n and "load_runs" in n for n in run.meta["notes"])
     assert "runs_found" not in cnb.load(tmp_path / "a").meta
+
+
+def test_lightning_versions_that_do_not_continue_each_other_are_refused(tmp_path):
+    for name, first in (("version_0", 0), ("version_1", 0)):       # two fresh runs, both from step 0
+        rows = "".join(f'{{"step": {first + s}, "loss": {1 - s / 100}}}\n' for s in range(10))
+        _write(tmp_path / name / "log.jsonl", rows)
+    with pytest.raises(cnb.errors.SeveralRunsError):
+        cnb.load(tmp_path)
+
+

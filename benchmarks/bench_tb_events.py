@@ -1,25 +1,34 @@
 """Speed and memory of the TensorBoard reader against tbparse on a large scalar event file.
 
-Writes an event file of ``--events`` scalar events (default 1,000,000): four tags
-(``train/loss`` every step, ``lr`` every step, ``grad_norm`` every 2nd, ``val/loss`` every
-10th) with float32 values. The records are built here, byte for byte what
-``torch.utils.tensorboard.SummaryWriter.add_scalar(tag, value, step, walltime)`` writes
-(checked at start-up against a real SummaryWriter on the first events), because the real
-writer needs ~17 us per event. Then times, in one run, each in a fresh child process:
+Writes an event file of exactly ``--events`` scalar events (default 1,000,000) after the file-version
+record: four tags (``train/loss`` every step, ``lr`` every step, ``grad_norm`` every 2nd, ``val/loss``
+every 10th) with float32 values. The records are built here, byte for byte what
+``torch.utils.tensorboard.SummaryWriter.add_scalar(tag, value, step, walltime)`` writes (checked at
+start-up against a real SummaryWriter on the first events), because the real writer needs ~17 us per
+event. Then times, in one run, each in a fresh child process (collapse_nb's read cache off):
 
-- ``collapse_nb.load(path)`` (the run's ``scalars`` table: canonical names, segments, dtypes);
+- ``collapse_nb.load(path)`` (the run's ``scalars`` table: canonical names, segments, dtypes), its
+  first call in the process (numba's import and the loading of the compiled kernels from its disk
+  cache included), then a second, warm call;
 - ``tbparse.SummaryReader(path).scalars``;
 
-checks that both give the same rows (count, and every tag, step and value), and prints
-seconds, events/s, the ratio and the peak RSS of each child (and its RSS after imports).
+checks that both give the same rows (count, and every tag, step and value), and prints the events,
+the seconds of each, the ratio (tbparse / ours, first call) and the peak RSS of each child. numba's
+cache is a fresh folder for the run: a first child compiles the kernels once (its time is printed
+apart: what the very first read after installing costs), the measured children load them.
+``--repeat N`` measures N times and prints the medians (of the seconds, and of each run's ratio).
 
-    python benchmarks/bench_tb_events.py --events 1000000
+    python benchmarks/bench_tb_events.py --events 1000000 --repeat 3
+    python benchmarks/bench_tb_events.py --engine numpy     # the reader without numba
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import resource
+import statistics
 import struct
 import subprocess
 import sys
@@ -113,23 +122,38 @@ def check_writer(tmp: Path, n: int = 2000) -> None:
         raise SystemExit("the generated records differ from SummaryWriter's: fix the benchmark writer")
 
 
-def collapse(path: str) -> dict:
+def collapse(path: str, engine: str) -> dict:
     import collapse_nb as cnb
     import collapse_nb.readers._all  # noqa: F401  (import the readers before the clock starts)
+    from collapse_nb.readers.base import readers
+    try:
+        from collapse_nb.readers.tb_events import kernels_for
+    except ImportError:                # a reader without engines (to measure an older version)
+        def kernels_for(engine, size):
+            return None
+    reader = readers()["tensorboard"]
+    reader.engine = engine
     t = time.perf_counter()
     run = cnb.load(path)
     secs = time.perf_counter() - t
+    peak = peak_rss_mb()
     df = run.scalars
-    return {"seconds": secs, "rows": len(df), "tag": df["raw_name"].astype(str).to_numpy(),
-            "step": df["step"].to_numpy("int64"), "value": df["value"].to_numpy("float64")}
-
-
+    res = {"seconds": secs, "peak_rss_mb": peak, "rows": len(df), "tag": df["raw_name"].astype(str).to_numpy(),
+           "step": df["step"].to_numpy("int64"), "value": df["value"].to_numpy("float64"),
+           "jit": kernels_for(engine, os.path.getsize(path)) is not None}
+    del run, df
+    gc.collect()
+    t = time.perf_counter()
+    cnb.load(path)
+    res["warm_seconds"] = time.perf_counter() - t
+    return res
 def tbparse(path: str) -> dict:
     from tbparse import SummaryReader
     t = time.perf_counter()
     df = SummaryReader(path).scalars
     secs = time.perf_counter() - t
-    return {"seconds": secs, "rows": len(df), "tag": df["tag"].astype(str).to_numpy(),
+    peak = peak_rss_mb()
+    return {"seconds": secs, "peak_rss_mb": peak, "rows": len(df), "tag": df["tag"].astype(str).to_numpy(),
             "step": df["step"].to_numpy("int64"), "value": df["value"].to_numpy("float64")}
 
 
@@ -145,18 +169,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _child(which: str, path: str, out: str) -> None:
+def _child(which: str, path: str, out: str, engine: str) -> None:
     base = peak_rss_mb()
-    res = collapse(path) if which == "collapse" else tbparse(path)
-    res["peak_rss_mb"] = peak_rss_mb()
+    res = collapse(path, engine) if which == "collapse" else tbparse(path)
     res["rss_before_mb"] = base
     np.savez(out, tag=res.pop("tag"), step=res.pop("step"), value=res.pop("value"))
     print(json.dumps(res))
 
 
-def measure(which: str, path: str, out: Path) -> tuple[dict, dict]:
-    res = subprocess.run([sys.executable, __file__, "--child", which, path, str(out)], capture_output=True,
-                         text=True, check=True)
+def measure(which: str, path: str, out: Path, engine: str, env: dict) -> tuple[dict, dict]:
+    res = subprocess.run([sys.executable, __file__, "--child", which, path, str(out), engine], capture_output=True,
+                         text=True, env=env)
+    if res.returncode:
+        raise SystemExit(f"the {which} child failed:\n{res.stderr}")
     return json.loads(res.stdout.strip().splitlines()[-1]), dict(np.load(out, allow_pickle=True))
 
 
@@ -168,7 +193,10 @@ def _sorted(rows: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=1_000_000, help="scalar events to write (default 1,000,000)")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--repeat", type=int, default=1, help="measure this many times, print the medians (default 1)")
+    ap.add_argument("--engine", default="auto", choices=("auto", "jit", "numpy"),
+                    help="TensorBoardReader engine (default auto: jit for a big file where numba is installed)")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(*args.child)
@@ -183,17 +211,40 @@ def main() -> None:
         generate(path, args.events)
         print(f"event file: {path.stat().st_size / 1e6:.1f} MB, {args.events:,} scalar events "
               f"(+1 version record), written in {time.perf_counter() - t:.1f} s")
-        c, c_rows = measure("collapse", str(path), tmp / "c.npz")
-        b, b_rows = measure("tbparse", str(path), tmp / "b.npz")
-        same = c["rows"] == b["rows"] == args.events and all(
-            np.array_equal(x, y) for x, y in zip(_sorted(c_rows), _sorted(b_rows)))
-        for label, r in (("collapse_nb.load", c), ("tbparse SummaryReader(path).scalars", b)):
-            print(f"{label}: {r['seconds']:.3f} s = {args.events / r['seconds']:,.0f} events/s, {r['rows']:,} rows, "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MB ({r['rss_before_mb']:.0f} MB after imports)")
-        print(f"same rows (count, tags, steps, values): {same}")
-        print(f"speed ratio collapse_nb / tbparse: {b['seconds'] / c['seconds']:.1f}x")
-        if not same:
-            raise SystemExit("collapse_nb and tbparse disagree")
+        env = {**os.environ, "COLLAPSE_NB_CACHE": "0", "NUMBA_CACHE_DIR": str(tmp / "numba-cache")}
+        compile_run, _ = measure("collapse", str(path), tmp / "c.npz", args.engine, env)
+        if compile_run["jit"]:
+            print(f"compiling the numba kernels once (empty numba cache): first load {compile_run['seconds']:.3f} s")
+        ours, theirs = [], []
+        for k in range(args.repeat):
+            c, c_rows = measure("collapse", str(path), tmp / "c.npz", args.engine, env)
+            b, b_rows = measure("tbparse", str(path), tmp / "b.npz", args.engine, env)
+            same = c["rows"] == b["rows"] == args.events and all(
+                np.array_equal(x, y) for x, y in zip(_sorted(c_rows), _sorted(b_rows)))
+            if not same:
+                raise SystemExit("collapse_nb and tbparse disagree")
+            ours.append(c)
+            theirs.append(b)
+            if args.repeat > 1:
+                print(f"  run {k + 1}: ours {c['seconds']:.3f} s (warm {c['warm_seconds']:.3f} s), tbparse "
+                      f"{b['seconds']:.3f} s, ratio {b['seconds'] / c['seconds']:.1f}x, peak {c['peak_rss_mb']:.0f} MB")
+
+        def med(rows: list[dict], key: str) -> float:
+            return statistics.median(r[key] for r in rows)
+
+        c_s, w_s, b_s = med(ours, "seconds"), med(ours, "warm_seconds"), med(theirs, "seconds")
+        engine = f"{args.engine}: {'numba kernels' if ours[0]['jit'] else 'numpy'}"
+        median = f"median of {args.repeat} runs, " if args.repeat > 1 else ""
+        print(f"events: {args.events:,} (same rows, tags, steps and values from both: True)")
+        print(f"collapse_nb.load ({engine}), {median}first call in a fresh process: {c_s:.3f} s = "
+              f"{args.events / c_s:,.0f} events/s; warm (second) call: {w_s:.3f} s")
+        print(f"tbparse SummaryReader(path).scalars, {median}{b_s:.3f} s = {args.events / b_s:,.0f} events/s")
+        print(f"peak RSS: collapse_nb {med(ours, 'peak_rss_mb'):.0f} MB ({med(ours, 'rss_before_mb'):.0f} MB "
+              f"after imports), tbparse {med(theirs, 'peak_rss_mb'):.0f} MB")
+        ratio = statistics.median(b["seconds"] / c["seconds"] for b, c in zip(theirs, ours))
+        warm = statistics.median(b["seconds"] / c["warm_seconds"] for b, c in zip(theirs, ours))
+        print(f"speed ratio collapse_nb / tbparse ({'median of the ratios of each run' if median else 'this run'}): "
+              f"{ratio:.1f}x first call, {warm:.1f}x warm")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ def _varints(u: np.ndarray, pos: np.ndarray, width: int) -> tuple[np.ndarray, np
 
 def _floats(u: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
     raw = np.ascontiguousarray(_at(u, pos, width))
-    return raw.view("<f4" if width == 4 else "<f8").reshape(-1).astype(np.float64)
+    with np.errstate(invalid="ignore"):          # a signalling NaN (or bytes read as one) is no error
+        return raw.view("<f4" if width == 4 else "<f8").reshape(-1).astype(np.float64)
 
 
 def _length_field(u: np.ndarray, p: np.ndarray, key: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,6 +120,7 @@ def fast_scalars(buf: bytes, starts: np.ndarray, lengths: np.ndarray) -> FastSca
         pd_key, pd_len, name = _at(u, ms), _at(u, ms + 1), _at(u, ms + 2, 9)
         mok &= (me == te) & (pd_key == 0x0A) & (pd_len < 0x80) & (name == np.frombuffer(
             b"\x0a\x07scalars", np.uint8)).all(axis=1)
+        mok &= (ms + 11 <= me) & (pd_len >= 9) & (ms + 2 + pd_len <= me)     # the name inside the metadata
         tok &= ~has_meta | mok
         good_tensor[tensor] = tok
         bare[tensor] = tok & ~has_meta

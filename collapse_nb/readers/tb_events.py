@@ -31,6 +31,12 @@ What becomes what:
   after data; a value repeated at one step (Ultralytics logs a running mean per batch at the
   epoch's step) is not a restart.
 
+Engines (``TensorBoardReader(engine=...)``): ``numpy`` frames, checks and decodes the one-scalar
+records with numpy (:mod:`._tfrecord`, :mod:`._tfscalars`); ``jit`` does the same with numba-compiled
+kernels (:mod:`._tb_fast`), one pass each; ``auto`` (the default) uses ``jit`` for files of at least
+:data:`JIT_MIN_BYTES` where numba is installed. Both give the same result; every other record is
+decoded one at a time (:mod:`._tfproto`).
+
 Damage is never fatal while anything is readable: a file cut off mid-record is read up to its
 last whole record (noted, with a warning giving the bytes dropped and their offset); a record
 with a wrong data checksum is skipped and counted (``bad checksum``); after a wrong length
@@ -38,6 +44,7 @@ checksum the reader scans forward to the next valid record and notes the bytes s
 """
 from __future__ import annotations
 
+import importlib.util
 import struct
 import warnings
 from collections import Counter
@@ -60,6 +67,33 @@ _KIND_PREFIXES = {"gradients/": "grad", "gradient/": "grad", "grads/": "grad", "
                   "activations/": "activation", "activation/": "activation", "acts/": "activation"}
 _GRAD_SUFFIXES = ("/grad", ".grad", "_grad", "/gradient", "/gradients")
 _NORM_NAME = {"grad": "grad_norm", "weight": "weight_norm"}
+
+#: Files at least this big are read with the compiled kernels when ``engine="auto"``: importing numba and
+#: loading the kernels from its cache (~0.3 s) costs more than the numpy code needs for a smaller file
+#: (about as much at ~10 MB, ~200,000 scalar events).
+JIT_MIN_BYTES = 12 * 1024 * 1024
+ENGINES = ("auto", "jit", "numpy")
+
+
+def jit_available() -> bool:
+    """Whether numba can be imported (without importing it: that alone takes a while)."""
+    try:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def kernels_for(engine: str, size: int):
+    """The compiled kernels (the :mod:`._tb_fast` module) for ``engine`` and a file of ``size`` bytes,
+    or ``None`` for the numpy code."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown TensorBoard engine {engine!r}; one of {', '.join(ENGINES)}")
+    if engine == "numpy" or (engine == "auto" and (size < JIT_MIN_BYTES or not jit_available())):
+        return None
+    if engine == "jit" and not jit_available():
+        raise ValueError("the 'jit' TensorBoard engine needs numba (pip install collapse_nb[fast])")
+    from . import _tb_fast
+    return _tb_fast if _tb_fast.AVAILABLE else None
 
 
 def tag_kind(tag: str) -> tuple[str | None, str]:
@@ -108,6 +142,11 @@ class TensorBoardReader(Reader):
     name = "tensorboard"
     description = "TensorBoard event files (events.out.tfevents.*): scalars and histograms, no TensorFlow needed"
 
+    def __init__(self, engine: str = "auto"):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown TensorBoard engine {engine!r}; one of {', '.join(ENGINES)}")
+        self.engine = engine
+
     def sniff(self, head: bytes, path: Path) -> float:
         """1.0 when the first record is an Event naming its file version ("brain.Event:2"); a
         valid record header or an ``*.tfevents.*`` name alone gives less."""
@@ -135,7 +174,8 @@ class TensorBoardReader(Reader):
         buf = path.read_bytes()
         if not buf:
             raise UnreadableFileError(path, "file is empty")
-        fr = frame(buf)
+        jit = kernels_for(self.engine, len(buf))
+        fr = frame(buf, jit)
         skipped, notes = SkipLog(), []
         for num, off, what in fr.bad:
             skipped.add(num, "bad checksum", f"record {num} at byte {off}: {what}")
@@ -152,7 +192,7 @@ class TensorBoardReader(Reader):
                    f"from byte {off}, were dropped; the {len(fr.starts)} whole records before them were read")
             notes.append(msg)
             warnings.warn(f"{path}: {msg}", stacklevel=2)
-        fast = fast_scalars(buf, fr.starts, fr.lengths)
+        fast = (fast_scalars if jit is None else jit.fast_scalars)(buf, fr.starts, fr.lengths)
         rows = _Rows()
         general = np.ones(len(fr.starts), dtype=bool)
         general[fast.index] = False
@@ -162,7 +202,7 @@ class TensorBoardReader(Reader):
         if rows.events + len(fast.index) == 0:
             raise UnreadableFileError(path, f"none of the {fr.found} records is a TensorBoard event "
                                             "(a TFRecord file of something else?)")
-        scalars = _scalar_frame(fast, fr, rows)
+        scalars = _scalar_frame(fast, fr, rows, jit)
         _name_add_scalars_series(scalars, path, notes)
         extra = _histogram_tables(rows.hists)
         if rows.derived:
@@ -252,51 +292,66 @@ def _value(buf: bytes, v, ev, line: int, rows: _Rows) -> None:
         rows.unused[plugin or v.kind] += 1
 
 
-def _scalar_frame(fast, fr: Framing, rows: _Rows) -> pd.DataFrame:
+def _scalar_frame(fast, fr: Framing, rows: _Rows, jit=None) -> pd.DataFrame:
     """Fast-path and record-by-record scalars, in file order, with segments."""
     names: dict[str, int] = {}
-    fast_codes = np.array([names.setdefault(t, len(names)) for t in fast.tags], dtype=np.int64)[fast.tag] \
-        if len(fast.tags) else np.zeros(0, np.int64)
+    to_name = np.array([names.setdefault(t, len(names)) for t in fast.tags], dtype=np.int64)
+    fast_codes = fast.tag if len(names) == len(fast.tags) else to_name[fast.tag]     # (tags decoded alike: merged)
     foreign = [names[t] for t, p in rows.plugins.items() if p not in ("scalars",) and t in names]
     keep = ~(fast.bare_tensor & np.isin(fast_codes, foreign)) if foreign else slice(None)
     if foreign:
         dropped = int((~keep).sum())
         rows.unused["scalar tensors of other plugins"] += dropped
     gen_codes = np.array([names.setdefault(t, len(names)) for t in rows.tag], dtype=np.int64)
-    line = np.concatenate([fr.numbers[fast.index][keep], np.asarray(rows.line, dtype=np.int64)])
-    code = np.concatenate([fast_codes[keep], gen_codes])
-    value = np.concatenate([fast.value[keep], np.asarray(rows.value, dtype=np.float64)])
-    step = np.concatenate([fast.step[keep], np.asarray(rows.step, dtype=np.int64)])
-    wall = np.concatenate([fast.wall_time[keep], np.asarray(rows.wall, dtype=np.float64)])
+
+    def cat(a: np.ndarray, b: list, dtype) -> np.ndarray:          # (no copy when there is nothing to add)
+        a = a[keep] if foreign else a
+        return np.concatenate([a, np.asarray(b, dtype=dtype)]) if len(b) else a
+
+    line = cat(fr.numbers[fast.index], rows.line, np.int64)
+    code = cat(fast_codes, gen_codes, np.int64)
+    value = cat(fast.value, rows.value, np.float64)
+    step = cat(fast.step, rows.step, np.int64)
+    wall = cat(fast.wall_time, rows.wall, np.float64)
     if rows.line:
         order = np.argsort(line, kind="stable")
         line, code, value, step, wall = line[order], code[order], value[order], step[order], wall[order]
     seen = pd.unique(code)                       # categories in order of first appearance
     remap = np.zeros(len(names), dtype=np.int64)
     remap[seen] = np.arange(len(seen))
-    code, tags = remap[code], np.asarray(list(names), dtype=object)[seen].tolist()
-    n, known, unknown = len(line), np.zeros(len(line), bool), np.ones(len(line), bool)
+    if not (seen == np.arange(len(seen))).all() or len(seen) < len(names):
+        code = remap[code]
+    tags = np.asarray(list(names), dtype=object)[seen].tolist()
+    n = len(line)
+
+    def known() -> np.ndarray:               # a mask of its own for each column
+        return np.zeros(n, bool)
+
     # nullable columns built here, zero-copy, so that the central normalisation need not convert them
     data = {"raw_name": pd.Categorical.from_codes(code, categories=tags), "value": value,
-            "step": pd.arrays.IntegerArray(step, known), "wall_time": pd.arrays.FloatingArray(wall, known),
-            "line": pd.arrays.IntegerArray(line, known),
-            "segment": pd.arrays.IntegerArray(_segments(code, step, line, rows.starts), known),
-            "epoch": pd.arrays.FloatingArray(np.zeros(n), unknown),
-            "batch": pd.arrays.IntegerArray(np.zeros(n, np.int64), unknown)}
+            "step": pd.arrays.IntegerArray(step, known()), "wall_time": pd.arrays.FloatingArray(wall, known()),
+            "line": pd.arrays.IntegerArray(line, known()),
+            "segment": pd.arrays.IntegerArray(_segments(code, step, line, rows.starts, jit), known()),
+            "epoch": pd.arrays.FloatingArray(np.zeros(n), ~known()),
+            "batch": pd.arrays.IntegerArray(np.zeros(n, np.int64), ~known())}
     if rows.derived:
         param = np.concatenate([np.full(len(fast_codes[keep]), None, dtype=object),
                                 np.asarray(rows.param, dtype=object)])
         data["param"] = param[order] if rows.line else param
-    return pd.DataFrame(data)
+    return pd.DataFrame(data, copy=False)
 
 
-def _segments(code: np.ndarray, step: np.ndarray, line: np.ndarray, starts: list[int]) -> np.ndarray:
+def _segments(code: np.ndarray, step: np.ndarray, line: np.ndarray, starts: list[int], jit=None) -> np.ndarray:
     """0 for the first run; +1 at each line where a tag's step goes back, or a SessionLog.START."""
-    order = np.argsort(code, kind="stable")
-    c, s = code[order], step[order]
-    back = (c[1:] == c[:-1]) & (s[1:] < s[:-1])
+    if jit is not None:
+        back_lines = line[jit.steps_back(code, step)]
+    else:
+        small = code.astype(np.int16) if len(code) and code.max() < 2 ** 15 else code     # a radix sort
+        order = np.argsort(small, kind="stable")
+        c, s = code[order], step[order]
+        back_lines = line[order][1:][(c[1:] == c[:-1]) & (s[1:] < s[:-1])]
     after_data = [s for s in starts if len(line) and s > line[0]]
-    flags = np.unique(np.concatenate([line[order][1:][back], np.asarray(after_data, dtype=np.int64)]))
+    flags = np.unique(np.concatenate([back_lines, np.asarray(after_data, dtype=np.int64)]))
     return np.searchsorted(flags, line, side="right").astype(np.int64)
 
 

@@ -558,3 +558,182 @@ def test_two_files_disagreeing_on_a_series_are_said(tmp_path):
     run = cnb.load(tmp_path)
     (note,) = [n for n in run.meta["notes"] if "never merged" in n]
     assert "at 10 of 10 shared steps" in note
+
+
+# ------------------------------------------------------------------ the compiled (numba) engine
+def _rich_events():
+    """Every record shape the readers know, and ones they must leave to the general decoder."""
+    V, T = summary_pb2.Summary.Value, tensor_pb2.TensorProto
+    meta = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    other = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="pr_curves"))
+    empty = tensor_shape_pb2.TensorShapeProto()
+    hist = summary_pb2.HistogramProto(min=-1.0, max=2.0, num=3, sum=1.0, sum_squares=5.0,
+                                      bucket_limit=[0.0, 1.0, 1.7976931348623157e308], bucket=[1, 1, 1])
+    values = [V(tag="simple", simple_value=0.5), V(tag="é/ü" * 70, simple_value=-1.25),
+              V(tag="fv", tensor=T(dtype=1, float_val=[0.75]), metadata=meta),
+              V(tag="dv", tensor=T(dtype=2, double_val=[0.1], tensor_shape=empty)),
+              V(tag="tc", tensor=T(dtype=1, tensor_content=np.float32(3.5).tobytes(), tensor_shape=empty)),
+              V(tag="tc8", tensor=T(dtype=2, tensor_content=np.float64(0.3).tobytes()), metadata=meta),
+              V(tag="epoch_loss", tensor=T(dtype=1, tensor_shape=empty,
+                                           tensor_content=np.float32(np.nan).tobytes())),       # TF2 style
+              V(tag="pr", tensor=T(dtype=1, float_val=[0.5]), metadata=other),
+              V(tag="i64", tensor=T(dtype=9, int64_val=[-7]), metadata=meta),
+              V(tag="gradients/fc.weight", histo=hist), V(tag="img", image=summary_pb2.Summary.Image(height=1)),
+              V(tag="", simple_value=2.0), V(node_name="old_name", simple_value=4.0)]
+    events = [event_pb2.Event(wall_time=WALL0, file_version="brain.Event:2")]
+    for i, step in enumerate((0, 5, 300, 2 ** 40, -3, 7)):
+        events += [event_pb2.Event(wall_time=WALL0 + i + k / 100, step=step, summary=summary_pb2.Summary(value=[v]))
+                   for k, v in enumerate(values)]
+    events += [event_pb2.Event(wall_time=WALL0, step=9, summary=summary_pb2.Summary(value=values[:2])),
+               event_pb2.Event(step=10, summary=summary_pb2.Summary(value=values[:1])),
+               event_pb2.Event(wall_time=WALL0, session_log=event_pb2.SessionLog(status=1))]
+    events += [event_pb2.Event(wall_time=WALL0 + s, step=s, summary=summary_pb2.Summary(
+        value=[V(tag=f"tag{s % 150}", simple_value=s / 7)])) for s in range(600)]     # the tag table grows
+    return events
+
+
+def _engines_agree(path):
+    """Both engines read ``path`` the same way, down to the framing and the one-scalar decoding."""
+    from collapse_nb.readers import _tb_fast
+    from collapse_nb.loading import _normalised
+
+    buf = path.read_bytes()
+    fa, fb = _tfrecord.frame(buf), _tfrecord.frame(buf, _tb_fast)
+    for name in ("starts", "lengths", "numbers"):
+        np.testing.assert_array_equal(getattr(fa, name), getattr(fb, name))
+    assert (fa.bad, fa.gaps, fa.truncated, fa.found) == (fb.bad, fb.gaps, fb.truncated, fb.found)
+    sa, sb = _tfscalars.fast_scalars(buf, fa.starts, fa.lengths), _tb_fast.fast_scalars(buf, fa.starts, fa.lengths)
+    for name in ("index", "step", "bare_tensor"):
+        np.testing.assert_array_equal(getattr(sa, name), getattr(sb, name))
+    for name in ("wall_time", "value"):          # bit for bit, NaNs included
+        np.testing.assert_array_equal(getattr(sa, name).view(np.int64), getattr(sb, name).view(np.int64))
+    assert [sa.tags[c] for c in sa.tag.tolist()] == [sb.tags[c] for c in sb.tag.tolist()]
+    out = []
+    for engine in ("numpy", "jit"):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                r = _normalised(TensorBoardReader(engine).read(path))
+            out.append((r, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]))
+        except UnreadableFileError as exc:
+            out.append((str(exc), None))
+    (a, wa), (b, wb) = out
+    if isinstance(a, str) or isinstance(b, str):
+        assert a == b
+        return None
+    pd.testing.assert_frame_equal(a.scalars, b.scalars)
+    assert a.extra.keys() == b.extra.keys()
+    for k in a.extra:
+        pd.testing.assert_frame_equal(a.extra[k], b.extra[k])
+    assert (a.notes, a.skipped.as_dict(), a.config, a.segments_found, wa) == \
+        (b.notes, b.skipped.as_dict(), b.config, b.segments_found, wb)
+    return a
+
+
+def test_jit_engine_agrees_with_numpy_engine(tmp_path):
+    pytest.importorskip("numba")
+    path = pb_events(tmp_path, _rich_events())
+    r = _engines_agree(path)
+    s = r.scalars
+    # per step: 7 one-scalar records, the int64 tensor, the derived grad norm, the empty tag, the node_name
+    assert len(s) == 6 * 11 + 3 + 600 and s["raw_name"].nunique() == 11 + 150
+    assert "image: 6" in " ".join(r.notes) and "pr_curves: 6" in " ".join(r.notes)
+    assert r.extra["histogram_stats"].shape[0] == 6
+    assert s.loc[s["raw_name"] == "epoch_loss", "value"].isna().all() and s["segment"].max() > 1
+    fast = _tfscalars.fast_scalars(path.read_bytes(), *_frame_arrays(path))
+    assert len(fast.index) == 6 * 7 + 600     # not: pr_curves, i64, the histogram, the image, no tag, node_name
+
+
+def test_jit_engine_agrees_on_damaged_files(tmp_path):
+    """Bad data and length checksums, a truncated end, zero padding, and random bytes in records whose
+    checksums are then made right again (so that the decoders, not the framing, meet them)."""
+    pytest.importorskip("numba")
+    path = pb_events(tmp_path, _rich_events())
+    data = path.read_bytes()
+    recs = records(path)
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        d = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            off, size = recs[int(rng.integers(len(recs)))]
+            d[off + int(rng.integers(size))] ^= 1 << int(rng.integers(8))
+        if trial % 3 == 0:
+            d = d[:int(rng.integers(len(d)))]
+        elif trial % 3 == 1:
+            d += b"\x00" * int(rng.integers(1, 40))
+        _engines_agree(_write(tmp_path / f"events.out.tfevents.damaged{trial}", bytes(d)))
+    for trial in range(150):
+        d = bytearray(data)
+        for off, size in [recs[int(i)] for i in rng.integers(len(recs), size=5)]:
+            body = bytearray(d[off + 12:off + size - 4])
+            for _ in range(int(rng.integers(1, 3))):
+                body[int(rng.integers(len(body)))] = int(rng.choice([0, 1, 2, 7, 9, 0x0A, 0x12, 0x15, 0x22, 0x2A,
+                                                                     0x42, 0x4A, 0x7F, 0x80, 0xFF]))
+            d[off + 12:off + size - 4] = body
+            d[off + size - 4:off + size] = struct.pack("<I", _tfrecord.mask(_tfrecord.crc32c(bytes(body))))
+        _engines_agree(_write(tmp_path / f"events.out.tfevents.fuzz{trial}", bytes(d)))
+
+
+def test_jit_engine_on_crafted_one_scalar_records(tmp_path):
+    """Records shaped almost like the one-scalar layout: the compiled and the numpy decoders take or
+    leave each alike (a step varint of 10 bytes, metadata too short to hold the plugin name, ...)."""
+    pytest.importorskip("numba")
+
+    def rec(body):
+        head = struct.pack("<Q", len(body))
+        return (head + struct.pack("<I", _tfrecord.mask(_tfrecord.crc32c(head))) + body +
+                struct.pack("<I", _tfrecord.mask(_tfrecord.crc32c(body))))
+
+    def ld(key, payload):
+        return bytes([key, len(payload)]) + payload
+
+    wall = b"\x09" + struct.pack("<d", WALL0)
+    tensor = ld(0x42, b"\x08\x01\x12\x00\x22\x04" + struct.pack("<f", 1.5))
+    bodies = [wall + b"\x10" + b"\xff" * 9 + b"\x01" + ld(0x2A, ld(0x0A, ld(0x0A, b"a") + b"\x15" + b"\0\0\x80?")),
+              wall + b"\x10" + b"\xff" * 10 + ld(0x2A, ld(0x0A, ld(0x0A, b"a") + b"\x15" + b"\0\0\x80?")),
+              wall + ld(0x2A, ld(0x0A, ld(0x0A, b"b") + tensor + ld(0x4A, b"\x0a\x00"))),
+              wall + ld(0x2A, ld(0x0A, ld(0x0A, b"c") + tensor + ld(0x4A, b"\x0a\x09\x0a\x07scalars"))),
+              wall + ld(0x2A, ld(0x0A, ld(0x0A, b"d") + tensor + ld(0x4A, b"\x0a\x05\x0a\x07scalars"))),
+              wall + ld(0x2A, ld(0x0A, ld(0x0A, b"e") + tensor + ld(0x4A, b"\x0a\x0b\x0a\x07scalars\x12\x00"))),
+              wall + ld(0x2A, ld(0x0A, ld(0x0A, b"f") + ld(0x42, b"\x08\x02\x31" + struct.pack("<d", 0.1)))),
+              wall + ld(0x2A, ld(0x0A, ld(0x0A, b"g") + ld(0x42, b"\x08\x01"))),
+              wall + ld(0x2A, ld(0x0A, ld(0x0A, b"h\xff") + b"\x15" + b"\0\0\x80?")),
+              wall + ld(0x2A, ld(0x0A, ld(0x0A, b"h\xfe") + b"\x15" + b"\0\0\x80?"))]
+    path = _write(tmp_path / "events.out.tfevents.crafted", b"".join(rec(b) for b in bodies))
+    _engines_agree(path)
+    fast = _tfscalars.fast_scalars(path.read_bytes(), *_frame_arrays(path))
+    assert fast.index.tolist() == [0, 3, 5, 6, 8, 9]
+    assert fast.step[0] == -1 and [fast.tags[c] for c in fast.tag] == ["a", "c", "e", "f", "h\ufffd", "h\ufffd"]
+
+
+def test_engine_choice(tmp_path, monkeypatch):
+    from collapse_nb.readers import tb_events
+    with pytest.raises(ValueError, match="unknown TensorBoard engine"):
+        TensorBoardReader("fast")
+    assert tb_events.kernels_for("auto", tb_events.JIT_MIN_BYTES - 1) is None
+    assert tb_events.kernels_for("numpy", 10 ** 9) is None
+    monkeypatch.setattr(tb_events, "jit_available", lambda: False)
+    assert tb_events.kernels_for("auto", 10 ** 9) is None
+    with pytest.raises(ValueError, match="needs numba"):
+        tb_events.kernels_for("jit", 0)
+    monkeypatch.undo()
+    if tb_events.jit_available():
+        assert tb_events.kernels_for("auto", tb_events.JIT_MIN_BYTES).__name__.endswith("_tb_fast")
+
+
+def test_jit_tag_table_never_merges_tags_whose_hashes_collide(tmp_path, monkeypatch):
+    """The compiled decoder's tag table compares bytes: with every hash equal (the kernel run as
+    Python, its hash replaced), 150 tags stay 150 tags, numbered in order of first appearance."""
+    pytest.importorskip("numba")
+    from collapse_nb.readers import _tb_fast
+    path = pb_events(tmp_path, _rich_events())
+    buf = path.read_bytes()
+    starts, lengths = _frame_arrays(path)
+    want = _tb_fast.fast_scalars(buf, starts, lengths)
+    monkeypatch.setattr(_tb_fast, "_hash", lambda u, s, n: np.uint64(7))
+    monkeypatch.setattr(_tb_fast, "_scalars_kernel", _tb_fast._scalars_kernel.py_func)
+    got = _tb_fast.fast_scalars(buf, starts, lengths)
+    assert got.tags == want.tags and len(got.tags) == 7 + 150
+    np.testing.assert_array_equal(got.tag, want.tag)
+    np.testing.assert_array_equal(got.value.view(np.int64), want.value.view(np.int64))
+    assert [want.tags[c] for c in pd.unique(want.tag)] == want.tags

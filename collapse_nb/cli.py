@@ -35,6 +35,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     path = args.path or default_example_dir()
     if args.path is None:
         print(f"no PATH given: reading the bundled example run {path}")
+    if args.out and (args.dataset or _several_runs(Path(path))):
+        return _parse_dataset(Path(path), Path(args.out), args.format)
     run = load(path, format=args.format)
     print(run.summary())
     for f in run.meta["files"]:
@@ -49,6 +51,26 @@ def cmd_parse(args: argparse.Namespace) -> int:
     if args.out:
         for p in _write_tables(run, Path(args.out)):
             print(f"wrote {p}")
+    return 0
+
+
+def _several_runs(path: Path) -> bool:
+    from .discovery import find_runs
+    return path.is_dir() and len(find_runs(path)) > 1
+
+
+def _parse_dataset(path: Path, out: Path, format: str | None) -> int:
+    """``parse DIR --out OUT`` of a folder of runs: the Parquet dataset partitioned by run (collapse_nb.dataset)."""
+    from .cluster import triage_folder
+
+    table = triage_folder(path, out=out, format=format)
+    bad = table[table["status"] == "unreadable"]
+    print(f"{len(table) - len(bad)} run(s) under {path}" + (f", {len(bad)} unreadable" if len(bad) else ""))
+    for r in bad.to_dict(orient="records"):
+        print(f"  unreadable: {r['run']}: {r['verdict']}")
+    for sub in sorted(p for p in out.iterdir() if p.is_dir()):
+        print(f"wrote {sub}/ ({sum(1 for _ in sub.glob('run=*/*.parquet'))} run partition(s))")
+    print(f"wrote {out / 'triage.parquet'}")
     return 0
 
 
@@ -97,14 +119,40 @@ def cmd_triage(args: argparse.Namespace) -> int:
 
     from .runs import load_runs
 
-    runs = load_runs(args.path, format=args.format)
-    table = runs.triage()
+    if args.output and Path(args.output).suffix.lower() not in (".html", ".htm"):
+        print(f"collapse-nb: error: -o/--output is the triage page, HTML: give a path ending in .html; got "
+              f"{args.output!r}", file=sys.stderr)
+        return 2
+    if args.output and not (args.dask or args.out):
+        runs = load_runs(args.path, format=args.format)          # the page draws each run and writes its report
+        table = runs.triage()
+    else:
+        # one task per run, each run dropped once its row is made (memory flat in the number of runs; rows of runs
+        # whose files have not changed come from the cache)
+        from .cluster import connect, triage_folder
+        client = connect(args.dask) if args.dask else None
+        try:
+            table = triage_folder(args.path, client=client, out=args.out, format=args.format)
+        finally:
+            if client is not None:
+                client.close()
+        if args.output:
+            runs = load_runs(args.path, format=args.format)
+    root, failed = Path(args.path), int((table["status"] == "unreadable").sum())
+    n = len(table) - failed
+    if args.output:
+        from .report.triage_page import write_triage_page
+        written = write_triage_page(runs, args.output, table=table, reports=not args.no_reports,
+                                    plots=not args.no_plots)
+        print(f"wrote {written[0]}" + (f" and {len(written) - 1} report(s) in {written[1].parent}"
+                                       if len(written) > 1 else ""), file=sys.stderr if args.json else sys.stdout)
     if args.json:
         rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
                 for r in table.to_dict(orient="records")]
-        print(json.dumps({"root": str(runs.root), "runs": rows}, indent=2, default=str))
+        print(json.dumps({"root": str(root), "runs": rows}, indent=2, default=str))
         return 0
-    print(f"{len(runs)} run(s) under {runs.root}" + (f", {len(runs.failed)} unreadable" if runs.failed else ""))
+    print(f"{n} run(s) under {root}" + (f", {failed} unreadable" if failed else "")
+          + (f"; wrote the Parquet dataset {args.out}" if args.out else ""))
     width = max([len(n) for n in table["run"]] + [3])
     for r in table.to_dict(orient="records"):
         reached = " ".join(p for p in (f"step {r['steps']:,.0f}" if r.get("steps") == r.get("steps") and
@@ -124,7 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parse", help="read logs into tidy tables and print what was found")
     p.add_argument("path", nargs="?", help="a log file or run directory (default: the bundled example run)")
     p.add_argument("--format", help="skip sniffing and read as this format (see `collapse-nb formats`)")
-    p.add_argument("--out", help="write the tables here (Parquet, or CSV without pyarrow)")
+    p.add_argument("--out", help="write the tables here (Parquet, or CSV without pyarrow); a folder of several "
+                   "runs: one Parquet dataset partitioned by run (OUT/<table>/run=<name>/part-0.parquet)")
+    p.add_argument("--dataset", action="store_true",
+                   help="write the partitioned dataset even when PATH is one run")
     p.set_defaults(func=cmd_parse)
     f = sub.add_parser("formats", help="list the formats collapse_nb reads")
     f.set_defaults(func=cmd_formats)
@@ -138,6 +189,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("path", help="a folder of runs (lightning_logs/, runs/, wandb/, mlruns/, a zoo folder)")
     t.add_argument("--format", help="read every file as this format (see `collapse-nb formats`)")
     t.add_argument("--json", action="store_true", help="print the table as JSON, for scripts")
+    t.add_argument("--dask", metavar="ADDRESS", help="read and diagnose the runs on this Dask scheduler "
+                   "(tcp://host:8786), one task per run; needs dask[distributed]")
+    t.add_argument("--out", help="also write the runs' tables as one Parquet dataset partitioned by run here "
+                   "(with --dask: by the workers, so a folder they can all write)")
+    t.add_argument("-o", "--output", metavar="FILE.html",
+                   help="also write the triage page: a self-contained HTML page, worst first, a small curve per run "
+                        "and a link to each run's report (written to FILE_reports/)")
+    t.add_argument("--no-reports", action="store_true", help="with -o: the page only, no report per run")
+    t.add_argument("--no-plots", action="store_true", help="with -o: the reports without their plots (faster)")
     t.set_defaults(func=cmd_triage)
     from .report.cli_commands import add_subcommands as add_report_commands
     add_report_commands(sub)        # report, diagnose

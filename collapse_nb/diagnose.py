@@ -13,6 +13,9 @@ keywords, or as ``thresholds={check: {field: value}}``; an unknown check or fiel
 error that lists what is allowed. A check that raises becomes an ``info`` finding with
 code ``check_failed`` naming the check and the error; the other checks still run.
 
+A distributed run (several ranks in ``run.scalars``) is checked through :attr:`Run.one_rank`: each check
+reads one rank's rows per series; a check with ``all_ranks = True`` (``rank_desync``) reads every rank's.
+
 Order of the result: problems (``critical`` and ``warning``) first, in root-cause order
 (the order :func:`root_causes` ranks them in, so that ``diagnose(run)[0]`` is the top-ranked
 root cause whenever that is a problem), then ``info``, then ``ok`` (within those two, the
@@ -130,10 +133,12 @@ def diagnose(run, checks: Iterable[Any] | None = None, thresholds: dict[str, dic
                              f"allowed: {', '.join(sorted(allowed))}")
         configured.append(dataclasses.replace(c, **values) if values else c)
     findings: list[Finding] = []
+    # a distributed run: the checks read one rank's rows (collapse_nb.ranks), those that compare ranks every rank's
+    view = getattr(run, "one_rank", run)
     for c in configured:
         try:
             c._basis = None                    # what this call reads, set by the check itself
-            out = c(run)
+            out = c(run if getattr(c, "all_ranks", False) else view)
             if not isinstance(out, list) or not all(isinstance(f, Finding) for f in out):
                 raise TypeError(f"a check must return a list of Finding, got {type(out).__name__}")
         except Exception as e:      # noqa: BLE001 - a broken check must not stop the diagnosis

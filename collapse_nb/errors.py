@@ -38,8 +38,8 @@ class SeveralRunsError(CollapseNBError, ValueError):
         shown = ", ".join(self.names[:8]) + (", ..." if len(self.names) > 8 else "")
         super().__init__(
             f"{self.path}: holds {len(self.names)} runs ({shown}), not one: read them apart with "
-            f"collapse_nb.load_runs({self.path!r}) or `collapse-nb triage {self.path}`, or one of them with "
-            f"load('{self.path}/{self.names[0]}'); load(..., merge=True) reads them all as one run")
+            f"collapse_nb.load_runs({self.path!r}) (then runs[{self.names[0]!r}] is one) or `collapse-nb triage "
+            f"{self.path}`; load(..., merge=True) reads them all as one run")
 
 
 class MissingPathError(CollapseNBError, FileNotFoundError):
@@ -58,3 +58,15 @@ def printable_path(path: "str | Path") -> str:
         return os.fsencode(path).decode("utf-8", "backslashreplace")
     except (TypeError, ValueError):
         return str(path)
+
+
+class SeveralMlflowRunsError(SeveralRunsError):
+    """An MLflow SQLite store (``mlflow.db``) given where one run is read holds several runs (``names``)."""
+
+    def __init__(self, path: str | Path, names: list[str]):
+        super().__init__(path, names)
+        shown = ", ".join(self.names[:8]) + (", ..." if len(self.names) > 8 else "")
+        self.reason = (f"an MLflow store of {len(self.names)} runs ({shown}), not one: read them apart with "
+                       f"collapse_nb.load_runs({self.path!r}) (then runs[{self.names[0]!r}] is one) or "
+                       f"`collapse-nb triage {self.path}`")
+        self.args = (f"{self.path}: {self.reason}",)

@@ -14,8 +14,10 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from .config import canonical_config, canonical_key, merge_configs
+from .cache import ReadCache, resolve as resolve_cache
 from .errors import (CollapseNBError, MissingPathError, NothingReadableError, SeveralRunsError,
                      UnknownFormatError, UnreadableFileError, printable_path)
+from .ranks import describe as describe_ranks, one_rank, rank_from_path, ranks as ranks_of
 from .repeats import drop_repeats
 from .readers.base import ReadResult, Reader, get_reader, looks_binary, read_head, readers
 from .run import Run
@@ -161,6 +163,7 @@ def _read_converted(path: Path, fmt: str | None, encoding: str) -> ReadResult:
         except UnknownFormatError as exc:
             raise UnknownFormatError(str(exc).replace(str(utf8), str(path))) from exc
     r.source = _name(str(path))
+    _rank_from_name(r)
     r.notes = [n.replace(str(utf8), r.source) for n in r.notes]
     r.notes.append("lines end in a carriage return alone: read as lines" if encoding == "cr" else
                    f"text in {encoding.upper()}: converted to UTF-8 to be read")
@@ -175,6 +178,18 @@ DCP_HOWTO = ("a torch.distributed.checkpoint (DCP) shard: its tensors are descri
 
 def _is_dcp_shard(path: Path) -> bool:
     return path.suffix == ".distcp"
+
+
+def _read_file(path: Path, fmt: str | None, cache: ReadCache | None) -> ReadResult:
+    """:func:`_read_one` through the ``cache``: a file unchanged since it was read is not read again."""
+    key = cache.key(path, fmt) if cache is not None else None
+    hit = cache.get(key) if key is not None else None
+    if hit is not None and hit[0] == "read":
+        return hit[1]
+    r = _read_one(path, fmt)
+    if key is not None:
+        cache.put(key, ("read", r))
+    return r
 
 
 def _read_one(path: Path, fmt: str | None) -> ReadResult:
@@ -229,6 +244,9 @@ def _normalised(r: ReadResult) -> ReadResult:
                 r.skipped.add(lines[0], reason, n=len(lines) - r.skipped.max_examples)
         raw = raw[~drop].reset_index(drop=True)
     df = normalise_raw(raw, r.source)
+    r.scalars = df
+    _rank_from_name(r)
+    df = r.scalars
     if df["segment"].isna().all():
         seg, found = detect_segments(df)
         df["segment"] = seg.to_numpy()
@@ -239,6 +257,17 @@ def _normalised(r: ReadResult) -> ReadResult:
     r.scalars = df
     r.segments_found = found
     return r
+
+
+def _rank_from_name(r: ReadResult) -> None:
+    """Give every row of a file that says no rank the rank its name states (``rank_3.log``: see
+    :func:`collapse_nb.ranks.rank_from_path`)."""
+    df = r.scalars
+    if not len(df) or "rank" not in df.columns or df["rank"].notna().any():
+        return
+    rank = rank_from_path(r.source)
+    if rank is not None:
+        df["rank"] = pd.arrays.IntegerArray(np.full(len(df), rank, dtype=np.int64), np.zeros(len(df), dtype=bool))
 
 
 def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
@@ -260,7 +289,7 @@ def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None,
-         follow_symlinks: bool = False, merge: bool = False) -> Run:
+         follow_symlinks: bool = False, merge: bool = False, cache: bool | str | os.PathLike | None = None) -> Run:
     """Read training logs into a :class:`Run`.
 
     Parameters
@@ -281,6 +310,10 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
         are one resumed timeline (Lightning ``version_N`` folders whose steps continue each other),
         which is read as one run with the resume points noted. ``merge=True`` reads everything as one
         run anyway (``meta["runs_found"]`` names the runs).
+    cache
+        Reuse what each file gave when it was last read, if it has not changed since (:mod:`collapse_nb.cache`):
+        ``None`` (default: on, unless ``COLLAPSE_NB_CACHE=0``), ``True``, ``False``, or a cache folder.
+        ``meta["cache"]`` counts the hits and misses.
 
     Raises
     ------
@@ -303,6 +336,7 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
         raise NothingReadableError("no path given")
     results: list[ReadResult] = []
     ignored: list[dict[str, str]] = []
+    store = resolve_cache(cache)
     for p in paths:
         if not p.exists():
             raise MissingPathError(p)
@@ -310,13 +344,15 @@ def load(path_or_paths: PathLike | Iterable[PathLike], format: str | None = None
             why = _not_a_file(str(p), os.path.realpath(p), True)
             if why:
                 raise UnreadableFileError(p, why)
-            results.append(_read_one(p, format))
+            results.append(_read_file(p, format, store))
             continue
         found = [] if merge else _runs_in(p)
         if len(found) > 1 and not all(_VERSION_DIR.match(r.path.name) for r in found):
             raise SeveralRunsError(p, [r.name for r in found])         # before reading them all
-        results.extend(read_folder_files(p, _files_in(p, follow_symlinks, ignored), format, ignored))
+        results.extend(read_folder_files(p, _files_in(p, follow_symlinks, ignored), format, ignored, store))
     run = assemble(results, ignored)
+    if store is not None:
+        run.meta["cache"] = store.stats()
     for p in paths:
         if p.is_dir():
             _note_several_runs(run, p, merge)
@@ -357,32 +393,60 @@ def _note_several_runs(run: Run, folder: Path, merge: bool) -> None:
 
 
 def read_folder_files(folder: Path, files: Iterable[Path], format: str | None,
-                      ignored: list[dict[str, str]]) -> list[ReadResult]:
+                      ignored: list[dict[str, str]], cache: ReadCache | None = None) -> list[ReadResult]:
     """Read the files of one folder (or one run): what no reader recognises, or what cannot be read, goes to
-    ``ignored`` with the reason; raises :class:`NothingReadableError` when no training log remains."""
+    ``ignored`` with the reason; raises :class:`NothingReadableError` when no training log remains. With a
+    ``cache`` (:mod:`collapse_nb.cache`), a file read before and unchanged is neither sniffed nor read."""
     found = []
     for f in files:
-        try:
-            head = read_head(f)
-            wide = _wide_encoding(head) is not None or _cr_only(head)   # sniffed once converted, in _read_one
-            if wide:
-                pass
-            elif format is not None:
-                if get_reader(format).sniff(head, f) <= 0:
-                    continue
-            elif sniff(f)[0] is None:
-                ignored.append({"source": _name(str(f)), "reason": _unrecognised(f)})
-                continue
-            found.append(_read_one(f, format))
-        except CollapseNBError as exc:
-            ignored.append({"source": _name(str(f)), "reason": _name(str(getattr(exc, "reason", None) or exc))})
-        except OSError as exc:
-            ignored.append({"source": _name(str(f)), "reason": f"cannot read: {exc.strerror or exc}"})
+        key = cache.key(f, format) if cache is not None else None
+        outcome = cache.get(key) if key is not None else None
+        if outcome is None:
+            outcome, keep = _examine(f, format)
+            if keep and key is not None:
+                cache.put(key, outcome)
+        kind, value = outcome
+        if kind == "read":
+            found.append(value)
+        elif kind == "ignored":
+            ignored.append({"source": _name(str(f)), "reason": value})
     if not any(not get_reader(r.format).is_config for r in found):
         detail = "; ".join([f"only configuration: {', '.join(r.source for r in found)}"] * bool(found) +
                            [f"{i['source']}: {i['reason']}" for i in ignored[:10]]) or "it is empty"
         raise NothingReadableError(f"{folder}: no readable training log in this directory ({detail})")
     return found
+
+
+def _examine(f: Path, format: str | None) -> tuple[tuple[str, object], bool]:
+    """What one file of a folder gives: ``("read", ReadResult)``, ``("ignored", reason)`` or ``("skip", None)`` (not
+    of the ``format`` asked for); and whether that is worth caching (not a passing failure: a file that could not
+    be opened, memory that ran out)."""
+    try:
+        head = read_head(f)
+        wide = _wide_encoding(head) is not None or _cr_only(head)   # sniffed once converted, in _read_one
+        if wide:
+            pass
+        elif format is not None:
+            if get_reader(format).sniff(head, f) <= 0:
+                return ("skip", None), True
+        elif sniff(f)[0] is None:
+            return ("ignored", _unrecognised(f)), True
+        return ("read", _read_one(f, format)), True
+    except CollapseNBError as exc:
+        passing = isinstance(exc.__cause__, (MemoryError, OSError))
+        return ("ignored", _name(str(getattr(exc, "reason", None) or exc))), not passing
+    except OSError as exc:
+        return ("ignored", f"cannot read: {exc.strerror or exc}"), False
+
+
+def read_database_run(db: Path, run_id: str | None) -> ReadResult:
+    """One MLflow run of an SQLite store (:mod:`collapse_nb.readers.mlflow_sqlite`; ``run_id`` None: its only run),
+    read and normalised as :func:`_read_one` reads a file."""
+    from .readers.mlflow_sqlite import read_run
+
+    r = read_run(db, run_id)
+    r.source = _name(r.source)
+    return _normalised(r)
 
 
 def assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
@@ -431,7 +495,12 @@ def assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
         if raw_keys:
             config_lines[key] = at[src][raw_keys[0]]
     scalars = _concat(frames)
-    notes.extend(_disagreeing_files(scalars))
+    notes.extend(_disagreeing_files(one_rank(scalars)))      # ranks' local values differ by design: one rank each
+    found_ranks = ranks_of(scalars)
+    if len(found_ranks) > 1:
+        notes.append(f"a distributed run: {describe_ranks(scalars)} write the logs; run.scalars keeps every rank's "
+                     f"rows (column 'rank'), the tables and checks read one rank per series (the lowest that logs "
+                     f"it), the rank_desync check compares them")
     meta = {
         "files": files,
         "formats": sorted({r.format for r in results}),
@@ -442,6 +511,7 @@ def assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
         "config_raw": config_raw,
         "restarts": restarts,
         "resumes": resumes,
+        "ranks": found_ranks,
         "ignored": ignored,
         "notes": notes,
     }

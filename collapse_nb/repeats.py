@@ -6,16 +6,20 @@ first part. Read as they are, every loss point would count 2-4 times. :func:`dro
 the files of the same format by the rows they hold (name, phase, epoch, batch, step and value): a file
 whose rows all appear in a larger one is a snapshot of it and is read once (through the larger file);
 a file whose first or last lines, and only those, repeat a larger one (where a resumed run overlaps the
-old one) keeps the rest. Values that merely coincide elsewhere in a file are kept. Each file dropped or trimmed is
+old one) keeps the rest. Values that merely coincide elsewhere in a file are kept, and so are the files of
+other ranks of a distributed run (``rank_0.log``, ``rank_1.log``: the rank is part of a row's identity). Each file dropped or trimmed is
 said in the notes, with how many of its rows were repeats and of which file.
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
-#: The columns that make two rows the same logged value.
-KEY = ["raw_name", "phase", "epoch", "batch", "step", "value"]
+#: The columns that make two rows the same logged value (the rank too: the ranks of a distributed run log the same
+#: all-reduced values at the same steps, each in its own file, and none of them is a copy of another).
+KEY = ["raw_name", "phase", "epoch", "batch", "step", "value", "rank"]
 #: Files with more rows than this are not compared (a text log of millions of rows is not a snapshot).
 MAX_ROWS = 2_000_000
 
@@ -50,7 +54,9 @@ def drop_repeats(frames: list[pd.DataFrame], formats: list[str]) -> tuple[list[p
     out = list(frames)
     changes: list[dict] = []
     order = sorted(range(len(frames)), key=lambda i: -len(frames[i]))
-    prints = {i: _fingerprints(frames[i]) for i in order if 0 < len(frames[i]) <= MAX_ROWS}
+    same_format = Counter(formats[i] for i in order if 0 < len(frames[i]) <= MAX_ROWS)
+    prints = {i: _fingerprints(frames[i]) for i in order             # only files another file could repeat
+              if 0 < len(frames[i]) <= MAX_ROWS and same_format[formats[i]] > 1}
     for pos, i in enumerate(order):
         if i not in prints:
             continue

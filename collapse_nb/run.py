@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import ranks as _ranks
 from . import series as _series
 from . import tables
 
@@ -24,8 +25,9 @@ class Run:
     ----------
     scalars : DataFrame
         Long format, one row per logged number. Columns ``source, segment, phase,
-        epoch, batch, step, name, raw_name, param, value, line, wall_time``
-        (dtypes in :data:`collapse_nb.tables.SCALAR_DTYPES`). NaN and inf are kept.
+        epoch, batch, step, name, raw_name, param, value, line, wall_time, rank``
+        (dtypes in :data:`collapse_nb.tables.SCALAR_DTYPES`). NaN and inf are kept. A distributed
+        run keeps every rank's rows here; the derived tables read one rank (:attr:`one_rank`).
     meta : dict
         ``files`` (one entry per file: format, rows, lines not understood and
         where), ``formats``, ``config`` (canonical settings), ``config_sources`` (file), ``config_lines`` (where in it),
@@ -36,6 +38,18 @@ class Run:
     scalars: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    @cached_property
+    def one_rank(self) -> "Run":
+        """This run as the checks read it: per series the rows of the lowest rank that logs it, and those of
+        no known rank (:mod:`collapse_nb.ranks`); the run itself when it has one rank or none. It shares
+        ``meta`` and ``extra`` with this run."""
+        keep = _ranks.primary_rows(self.scalars)
+        if keep is None:
+            return self
+        view = Run(scalars=self.scalars[keep].reset_index(drop=True), meta=self.meta, extra=self.extra)
+        view.__dict__["one_rank"] = view
+        return view
 
     @cached_property
     def epochs(self) -> pd.DataFrame:
@@ -73,7 +87,14 @@ class Run:
         cache = self.__dict__.setdefault("_objectives", {})
         key = (phase, network, eval_set)
         if key not in cache:
-            cache[key] = _series.objective(self.scalars, self.series, phase, network, eval_set)
+            obj = _series.objective(self.scalars, self.series, phase, network, eval_set)
+            n_ranks = len(self.meta.get("ranks") or [])
+            if n_ranks > 1 and obj.found:           # a distributed run: say whose loss it is
+                rows = _ranks.one_rank(self.scalars)
+                mine = _ranks.ranks(rows[rows["name"].isin(obj.names)])
+                if mine:
+                    obj.description += f" of rank {mine[0]} (of {n_ranks} ranks)"
+            cache[key] = obj
         return cache[key]
 
     def grads_from(self, source: str | None = None) -> pd.DataFrame:

@@ -5,7 +5,8 @@ each one as :func:`collapse_nb.load` reads a folder, and returns them as a :clas
 of :class:`~collapse_nb.Run`, each named by its path relative to ``path`` (``run.meta["run_name"]``).
 A run that cannot be read is listed in ``Runs.failed`` with the reason, never dropped silently. A
 Lightning ``version_N`` whose steps continue a sibling's is linked to it
-(``run.meta["resumed_from"]``). :meth:`Runs.triage` says which runs failed and how.
+(``run.meta["resumed_from"]``). :meth:`Runs.triage` says which runs failed and how. Each MLflow run of an
+SQLite store (``mlflow.db``) is a run of its own, named ``<experiment>/<run name>``.
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from .cache import resolve as resolve_cache
 from .discovery import RunFolder, find_runs
 from .errors import CollapseNBError, MissingPathError, NothingReadableError
-from .loading import assemble, read_folder_files
+from .loading import assemble, read_database_run, read_folder_files
 from .run import Run
 
 
@@ -56,15 +58,67 @@ class Runs(Sequence):
     def items(self) -> Iterator[tuple[str, Run]]:
         return zip(self.names, self._runs)
 
-    def triage(self, **thresholds: Any) -> pd.DataFrame:
-        """One row per run, worst first: see :func:`collapse_nb.triage.triage`."""
+    def findings(self, name: str) -> list:
+        """:func:`collapse_nb.diagnose` of the run ``name`` (computed once, then kept)."""
+        memo = self.__dict__.setdefault("_findings", {})
+        if name not in memo:
+            from .diagnose import diagnose
+            memo[name] = diagnose(self[name])
+        return memo[name]
+
+    def status(self, name: str) -> str:
+        """The report's status word of the run ``name`` (``broken``, ``suspicious``, ``healthy``, ...)."""
+        from .diagnose import root_causes
+        from .report.document import make_verdict
+        f = self.findings(name)
+        return make_verdict(f, root_causes(f))[0]
+
+    def healthy(self) -> list[str]:
+        """The names of the runs that came out healthy."""
+        return [n for n in self.names if self.status(n) == "healthy"]
+
+    def compare(self, name: str, with_: str | list[str] | None = None) -> Any:
+        """:func:`collapse_nb.compare` of the run ``name`` with ``with_`` (a run's name, or several: the first is the
+        reference, the others measure the run-to-run noise), by default with the healthy sibling whose
+        configuration differs least (:func:`collapse_nb.compare.closest`), and the healthy repeats of it (the same
+        configuration but for the seed) as the run-to-run noise. Raises ``ValueError`` when no run is healthy and
+        none is named."""
+        from .compare import closest, compare, repeats_of
+        if with_ is None:
+            healthy = [n for n in self.healthy() if n != name]
+            if not healthy:
+                raise ValueError(f"no healthy run beside {name!r} to compare with (statuses: "
+                                 + ", ".join(f"{n} {self.status(n)}" for n in self.names[:10])
+                                 + "); name one: compare(name, with_=...)")
+            best = closest(self[name], [(n, self[n]) for n in healthy])[0]
+            with_ = [best] + [n for n, _ in repeats_of(self[best], [(n, self[n]) for n in healthy if n != best])]
+        names = [with_] if isinstance(with_, str) else list(with_)
+        for n in [name, *names]:
+            self[n]                                      # a clear KeyError for a name that is not a run
+        return compare(self[name], self[names[0]], findings=self.findings(name),
+                       reference_findings=self.findings(names[0]), others=[self[n] for n in names[1:]])
+
+    def sql(self, query: str) -> pd.DataFrame:
+        """The result of the SQL ``query`` (DuckDB) over every run's ``scalars``, ``epochs``, ``grads``, ``outputs``,
+        ``findings`` and ``triage``, each with a ``run`` column: see :mod:`collapse_nb.runs_tables`."""
+        from .runs_tables import sql
+        return sql(self, query)
+
+    def triage(self, client: Any = None, **thresholds: Any) -> pd.DataFrame:
+        """One row per run, worst first: see :func:`collapse_nb.triage.triage`. With a Dask ``client``
+        (``distributed.Client``), the runs under :attr:`root` are read and diagnosed again there, one task per run
+        (:func:`collapse_nb.cluster.triage_folder`): the same table, computed on the cluster."""
+        if client is not None:
+            from .cluster import triage_folder
+            return triage_folder(self.root, client=client, **thresholds)
         from .triage import triage
         return triage(self, **thresholds)
 
 
-def load_runs(path: str | os.PathLike, format: str | None = None) -> Runs:
+def load_runs(path: str | os.PathLike, format: str | None = None, cache: Any = None) -> Runs:
     """The runs under ``path`` (a folder of runs, or one run), each read as :func:`collapse_nb.load` reads a
-    folder. Raises :class:`~collapse_nb.errors.NothingReadableError` when no run is found."""
+    folder (``cache`` as there: files read before are not read again). Raises
+    :class:`~collapse_nb.errors.NothingReadableError` when no run is found."""
     root = Path(path)
     if not root.exists():
         raise MissingPathError(root)
@@ -74,7 +128,7 @@ def load_runs(path: str | os.PathLike, format: str | None = None) -> Runs:
     runs, names, failed = [], [], {}
     for rf in folders:
         try:
-            runs.append(_load_one(rf, format))
+            runs.append(_load_one(rf, format, cache))
             names.append(rf.name)
         except CollapseNBError as exc:
             failed[rf.name] = str(getattr(exc, "reason", None) or exc)
@@ -82,10 +136,18 @@ def load_runs(path: str | os.PathLike, format: str | None = None) -> Runs:
     return Runs(root, runs, names, failed)
 
 
-def _load_one(rf: RunFolder, format: str | None) -> Run:
+def _load_one(rf: RunFolder, format: str | None, cache: Any = None) -> Run:
     ignored: list[dict[str, str]] = []
-    results = read_folder_files(rf.path, rf.files, format, ignored)
+    if rf.db is not None:                   # one MLflow run of an SQLite store
+        run = assemble([read_database_run(rf.db, rf.db_run)], ignored)
+        run.meta["run_name"] = rf.name
+        run.meta["run_folder"] = str(rf.path)
+        return run
+    store = resolve_cache(cache)
+    results = read_folder_files(rf.path, rf.files, format, ignored, store)
     run = assemble(results, ignored)
+    if store is not None:
+        run.meta["cache"] = store.stats()
     run.meta["run_name"] = rf.name
     run.meta["run_folder"] = str(rf.path)
     return run

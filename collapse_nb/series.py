@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .ranks import one_rank
+
 ROLES = ("objective", "component", "auxiliary", "summary", "eval_metric", "lr", "grad_norm", "throughput", "other")
 NETWORKS = ("generator", "discriminator")
 
@@ -174,12 +176,14 @@ def catalogue(scalars: pd.DataFrame) -> pd.DataFrame:
     Columns: ``name, phase, role, network, eval_set, direction, raw_names, points, epochs, steps,
     level`` (``step`` when the series has more distinct steps or batches than epochs, else ``epoch``).
     Only non-per-parameter rows are catalogued (per-parameter norms are :attr:`Run.grads`); the
-    summary rows (:func:`summary_rows`) are their own ``summary`` series.
+    summary rows (:func:`summary_rows`) are their own ``summary`` series. A distributed run's series are
+    counted in one rank's rows (:func:`collapse_nb.ranks.one_rank`): eight ranks logging a step are one point.
     """
     cols = ["name", "phase", "role", "network", "eval_set", "direction", "raw_names", "points", "epochs",
             "steps", "level"]
     if scalars is None or scalars.empty:
         return pd.DataFrame(columns=cols)
+    scalars = one_rank(scalars)
     s = scalars[scalars["param"].isna()] if "param" in scalars else scalars
     if s.empty:
         return pd.DataFrame(columns=cols)
@@ -386,8 +390,10 @@ def objective(scalars: pd.DataFrame, cat: pd.DataFrame, phase: str = "train", ne
     """The objective of one phase (see the module docstring).
 
     For a run with several networks and ``network=None`` the result is not found, with ``reason``
-    naming the networks: their losses are not one training loss.
+    naming the networks: their losses are not one training loss. The rows are one rank's
+    (:func:`collapse_nb.ranks.one_rank`).
     """
+    scalars = one_rank(scalars)
     if network is None and networks(cat):
         nets = networks(cat)
         return Objective(phase, pd.DataFrame(columns=ROW_COLUMNS), [], "none", "", None, eval_set,

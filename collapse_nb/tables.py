@@ -14,6 +14,7 @@ import pandas as pd
 from pandas.core.arrays.masked import BaseMaskedArray
 
 from .names import canonicalize_names, logged_every
+from .ranks import one_rank, rank_column
 
 CONTEXT = ("source", "segment", "phase", "epoch", "batch", "step")
 OUTPUT_NAMES = ("pred_mean", "pred_std", "target_mean", "target_std")
@@ -25,7 +26,7 @@ UNPHASED = frozenset({"lr", "grad_norm", "weight_norm", "update_norm", "update_r
 SCALAR_DTYPES = {
     "source": "category", "segment": "Int64", "phase": "category", "epoch": "Float64", "batch": "Int64",
     "step": "Int64", "name": "category", "raw_name": "category", "param": "category", "value": "float64",
-    "line": "Int64", "wall_time": "Float64",
+    "line": "Int64", "wall_time": "Float64", "rank": "Int64",
 }
 
 
@@ -130,6 +131,9 @@ def normalise_raw(raw: pd.DataFrame, source: str) -> pd.DataFrame:
         out["param"] = pd.Categorical.from_codes(pcodes, categories=all_params)
     for c in ("epoch", "batch", "step", "line", "wall_time", "segment"):
         out[c] = _col_array(raw, c, n, SCALAR_DTYPES[c], index) if n else pd.array([], dtype=SCALAR_DTYPES[c])
+    # the process that wrote the row (a distributed run's rank), NA where the file does not say
+    out["rank"] = _col_array(raw, "rank", n, "Int64", index) if "rank" in raw.columns else \
+        pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
     if n and raw["value"].dtype == np.float64:
         out["value"] = raw["value"].set_axis(index)
     else:
@@ -154,7 +158,7 @@ def detect_segments(df: pd.DataFrame) -> tuple[pd.Series, list[dict]]:
     """Number the restarted runs appended to one file.
 
     A new segment starts at a line where, for the same metric (name, param,
-    phase), the step goes back (or repeats on another line) while the epoch
+    phase) of the same rank (ranks of a distributed run log the same steps), the step goes back (or repeats on another line) while the epoch
     does not move on (a step counted within each epoch is not a restart), or
     the epoch goes back, or the batch goes back within the same epoch. Returns the segment of
     every row (0-based) and the restarts found (the line each starts at).
@@ -165,8 +169,10 @@ def detect_segments(df: pd.DataFrame) -> tuple[pd.Series, list[dict]]:
     line = df["line"].to_numpy(dtype="float64", na_value=np.nan)
     if np.isnan(line).all():
         line = np.arange(1, n + 1, dtype="float64")
-    key = pd.MultiIndex.from_arrays([df["raw_name"].cat.codes, df["param"].cat.codes,
-                                     df["phase"].cat.codes]).codes
+    arrays = [df["raw_name"].cat.codes, df["param"].cat.codes, df["phase"].cat.codes]
+    if rank_column(df) is not None:
+        arrays.append(pd.Series(pd.factorize(df["rank"], use_na_sentinel=False)[0]))
+    key = pd.MultiIndex.from_arrays(arrays).codes
     kid = np.zeros(n, dtype=np.int64)
     mult = 1
     for c in key:
@@ -346,6 +352,7 @@ def pivot_fast(df: pd.DataFrame, keys: list[str], names: tuple[str, ...],
 
 
 def build_outputs(scalars: pd.DataFrame) -> pd.DataFrame:
+    scalars = one_rank(scalars)           # one rank's statistics (collapse_nb.ranks), never every rank's mixed
     keys = list(CONTEXT)
     out = pivot_fast(scalars, keys, OUTPUT_NAMES)
     for c in OUTPUT_NAMES:
@@ -358,6 +365,7 @@ def build_outputs(scalars: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_grads(scalars: pd.DataFrame) -> pd.DataFrame:
+    scalars = one_rank(scalars)
     keys = ["source", "segment", "epoch", "batch", "step", "param"]
     out = pivot_fast(scalars, keys, GRAD_NAMES, rows=scalars["param"].notna().to_numpy())
     for c in ("grad_norm", "weight_norm", "update_norm"):
@@ -499,8 +507,10 @@ def build_epochs(scalars: pd.DataFrame) -> pd.DataFrame:
     per-batch or per-step values (see :func:`_levels`). Rows with a step but no
     epoch take one from their step (:func:`epochs_from_steps`). Learning rates
     of several param groups: ``lr`` is the ungrouped one or the first group,
-    the others ``lr_<group>`` (``lr_pg1``).
+    the others ``lr_<group>`` (``lr_pg1``). A distributed run's rows are one rank's per series
+    (:func:`collapse_nb.ranks.one_rank`).
     """
+    scalars = one_rank(scalars)
     epoch = epochs_from_steps(scalars)
     keep = ~np.isnan(epoch) & (scalars["param"].isna() | (scalars["name"] == "lr")).to_numpy()
     if not keep.any():

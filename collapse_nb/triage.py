@@ -30,9 +30,9 @@ COLUMNS = ["run", "status", "top_cause", "top_finding", "verdict", "critical", "
            "stopped_early", "best_val", "best_val_where", "final_val", "files"]
 
 
-def triage_row(name: str, run: Any, **thresholds: Any) -> dict:
-    """The triage row of one run (see the module docstring)."""
-    findings = diagnose(run, **thresholds)
+def triage_row(name: str, run: Any, findings: list | None = None, **thresholds: Any) -> dict:
+    """The triage row of one run (see the module docstring), from its ``findings`` when they are known."""
+    findings = diagnose(run, **thresholds) if findings is None else findings
     causes = root_causes(findings)
     status, verdict = make_verdict(findings, causes)
     bad = [f for f in order_findings(findings) if f.severity in ("critical", "warning")]
@@ -61,8 +61,18 @@ def triage_row(name: str, run: Any, **thresholds: Any) -> dict:
 
 def triage(runs: Any, **thresholds: Any) -> pd.DataFrame:
     """One row per run of ``runs`` (a :class:`~collapse_nb.runs.Runs`), worst first."""
-    rows = [triage_row(name, run, **thresholds) for name, run in runs.items()]
-    rows += [{"run": name, "status": "unreadable", "verdict": why} for name, why in runs.failed.items()]
+    known = getattr(runs, "findings", None) if not thresholds else None     # Runs keeps each run's findings
+    rows = [triage_row(name, run, findings=known(name) if known else None, **thresholds)
+            for name, run in runs.items()]
+    return triage_frame(rows + [unreadable_row(name, why) for name, why in runs.failed.items()])
+
+
+def unreadable_row(name: str, why: str) -> dict:
+    return {"run": name, "status": "unreadable", "verdict": why}
+
+
+def triage_frame(rows: list[dict]) -> pd.DataFrame:
+    """The triage table of rows made by :func:`triage_row` (or :func:`unreadable_row`), worst first."""
     df = pd.DataFrame(rows, columns=COLUMNS)
     if df.empty:
         return df

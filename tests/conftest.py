@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the read cache (collapse_nb/cache.py) is off in tests, so a test that changes a reader still reads every file;
+# tests/test_cache.py turns it on with a folder of its own
+os.environ["COLLAPSE_NB_CACHE"] = "0"
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"

@@ -113,3 +113,20 @@ def test_lightning_versions_that_do_not_continue_each_other_are_refused(tmp_path
         cnb.load(tmp_path)
 
 
+
+
+def test_folders_a_tensorboard_writer_adds_stay_part_of_its_run(tmp_path):
+    torch_tb = pytest.importorskip("torch.utils.tensorboard")
+    w = torch_tb.SummaryWriter(str(tmp_path / "exp"))
+    for s in range(5):
+        w.add_scalar("train/loss", 1.0 / (s + 1), s)
+        w.add_scalars("loss", {"train": 1.0, "val": 2.0}, s)           # exp/loss_train/, exp/loss_val/
+    w.add_hparams({"lr": 0.01}, {"hp/acc": 0.9})                       # exp/<time>/
+    w.close()
+    other = torch_tb.SummaryWriter(str(tmp_path / "exp2"))             # a run of its own beside it
+    other.add_scalar("train/loss", 1.0, 0)
+    other.close()
+    found = find_runs(tmp_path)
+    assert [r.name for r in found] == ["exp", "exp2"]
+    assert len(found[0].parts) == 3
+    assert cnb.load(tmp_path / "exp").config["learning_rate"] == 0.01

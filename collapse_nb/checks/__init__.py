@@ -27,6 +27,7 @@ from .lr_schedule import LRScheduleMismatch
 from .nonfinite_loss import NonfiniteLoss
 from .output_head import OutputHead
 from .overfitting import Overfitting
+from .rank_desync import RankDesync
 from .suspicious_files import SuspiciousFiles
 from .update_ratio import UpdateRatio
 from .val_at_chance import ValAtChance
@@ -38,7 +39,7 @@ from .variance_collapse import VarianceCollapse
 DEFAULT_CHECKS: tuple[type[Check], ...] = (
     Coverage, SuspiciousFiles, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, CheckpointWeights, OutputHead,
     VanishingGradients, ExplodingGradients, UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau,
-    LossDivergence, LossSpikes, ChanceLevelLoss, ValAtChance, Overfitting, ValBelowTrain, GANBalance,
+    LossDivergence, LossSpikes, ChanceLevelLoss, ValAtChance, Overfitting, ValBelowTrain, GANBalance, RankDesync,
 )
 
 #: name -> check class

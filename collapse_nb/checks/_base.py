@@ -55,6 +55,9 @@ class Check:
     symptom_words: ClassVar[dict[str, str]] = {}
     explains: ClassVar[dict[str, dict[str, tuple[float, str]]]] = {}
     quantity: ClassVar[str] = ""
+    #: ``diagnose`` gives a check a distributed run's one-rank view (:attr:`Run.one_rank`) unless this is set:
+    #: a check that compares the ranks reads every rank's rows
+    all_ranks: ClassVar[bool] = False
 
     def __call__(self, run) -> list[Finding]:  # pragma: no cover - every check overrides it
         raise NotImplementedError

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CollapseNBError
+from ..ranks import one_rank
 from ..timeaxis.placement import Timeline, floats, metric_timeline, sources_of, table_timeline, time_columns
 
 PHASE_ORDER = ("train", "val", "test")
@@ -56,9 +57,9 @@ def metric_over_time(run: Any, name: str, tl: Timeline | None = None) -> pd.Data
     on (within :data:`AGREE_RTOL`) are kept once, ``sources`` naming every file that gave them (for
     other rows it is the row's own file); within one file the last value of an epoch wins.
     Non-finite values are kept. Rows that cannot be placed are left out and counted, per file, in
-    ``attrs["unplaced"]``.
+    ``attrs["unplaced"]``. A distributed run's rows are one rank's (:func:`collapse_nb.ranks.one_rank`).
     """
-    s = run.scalars
+    s = one_rank(run.scalars)
     rows = s[(s["name"] == name).to_numpy(dtype=bool)]
     tl = tl if tl is not None else metric_timeline(run, name)
     if rows.empty or tl.kind is None:

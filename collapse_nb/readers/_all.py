@@ -12,4 +12,5 @@ from . import tb_events  # noqa: F401
 from . import capture_log  # noqa: F401
 from . import torch_checkpoint, safetensors_file  # noqa: F401
 from . import mlflow_store  # noqa: F401
+from . import mlflow_sqlite  # noqa: F401
 from . import wandb_run  # noqa: F401

@@ -20,6 +20,9 @@ batch       no        integer batch index within the epoch
 step        no        integer global step / iteration
 param       no        parameter (or param group) a per-parameter value is for
 wall_time   no        seconds since the epoch, when the file has it
+rank        no        integer rank of the process that wrote the row (a distributed run: ``[rank3]:`` line
+                      prefixes); left out, the loader takes it from the file name (``rank_3.log``, see
+                      :mod:`collapse_nb.ranks`), else NA
 phase_fixed no        True where the reader's ``phase`` must beat a phase word in the name
 =========== ========= ==========================================================
 """
@@ -36,7 +39,7 @@ import pandas as pd
 
 from ..errors import UnknownFormatError, UnreadableFileError
 
-RAW_COLUMNS = ("line", "phase", "epoch", "batch", "step", "param", "raw_name", "value", "wall_time")
+RAW_COLUMNS = ("line", "phase", "epoch", "batch", "step", "param", "raw_name", "value", "wall_time", "rank")
 
 #: How many bytes of a file the sniffers look at.
 SNIFF_BYTES = 64 * 1024

@@ -33,6 +33,10 @@ each chunk's values written once into the output columns. Engines (``TextLogRead
 
 The lines the fast paths do not cover (headers, ``a/b: x / y`` pairs, logging prefixes) are read
 by their shape (``_text_shapes``): the grammar once per shape, the numbers of each line from its bytes.
+
+Lines a launcher prefixed with the rank that wrote them (``[rank3]:``, torchrun's ``[default3]:``,
+``srun --label``'s ``3: ``, DeepSpeed's ``[Rank 3]``) are read without the prefix, each rank's lines as
+a stream of their own, and their rows get a ``rank`` (``_text_ranks``).
 """
 from __future__ import annotations
 
@@ -52,7 +56,7 @@ import pyarrow.compute as pc
 from ..config import canonical_key
 from ..errors import UnreadableFileError
 from . import _text_fast as fast
-from . import _text_shapes
+from . import _text_ranks, _text_shapes
 from ._text_counters import counter_totals
 from .base import ReadResult, Reader, SkipLog, looks_binary, read_head, register
 
@@ -339,8 +343,11 @@ class TextLogReader(Reader):
         engine = engine_for(self.engine, path)
         tokenize = engine.tokenize
         phrase_lines: list[tuple[int, str]] = []
+        srun = _text_ranks.srun_labelled(head)
+        ranked: dict[int, _Acc] = {}            # the streams of ranks other than 0 (rank 0's is ``acc``)
+        labelled: list[np.ndarray] = []         # lines of rank 0's stream that carried a rank-0 prefix
 
-        def work(buf: bytes) -> fast.Columns:
+        def work(buf: bytes) -> fast.Columns | list:
             # lines are numbered within the chunk; _take moves them to their place in the file
             bad: list[int] = []
             nul = None
@@ -348,22 +355,51 @@ class TextLogReader(Reader):
                 nul = (buf.count(b"\n", 0, buf.index(b"\x00")) + 1, buf.count(b"\x00"))
                 buf = buf.replace(b"\x00", b"")
             buf = _valid_utf8(buf, 1, bad)
+            streams = _text_ranks.split(buf, srun)
+            if streams is not None:             # lines with rank prefixes: one tokenised chunk per rank
+                parts = [(st, tokenize(st.buf, 1)) for st in streams]
+                for _, ch in parts:
+                    ch.n_bytes = len(buf)
+                parts[0][1].bad_utf8_lines, parts[0][1].nul = bad, nul
+                return parts
             ch = tokenize(buf, 1)
             ch.bad_utf8_lines = bad
             ch.nul = nul
             ch.n_bytes = len(buf)
             return ch
 
+        def take(res) -> None:
+            if isinstance(res, list):
+                self._take_ranked(res, acc, ranked, labelled, phrase_lines)
+            else:
+                self._take(res, acc, phrase_lines)
+
         with ThreadPoolExecutor(max_workers=max(1, self.threads)) as pool:
             pending = []
             for buf, _ in iter_chunks(path, count_lines=False):
                 pending.append(pool.submit(work, buf))
                 if len(pending) > self.threads:
-                    self._take(pending.pop(0).result(), acc, phrase_lines)
+                    take(pending.pop(0).result())
             for fut in pending:
-                self._take(fut.result(), acc, phrase_lines)
+                take(fut.result())
         _phrases_in(path, acc, phrase_lines)
-        return _assemble(path, acc, engine)
+        if not ranked and not labelled:
+            return _assemble(path, acc, engine)
+        return _assemble_ranked(path, acc, ranked, labelled, engine)
+
+    @staticmethod
+    def _take_ranked(parts: list, acc: _Acc, ranked: dict[int, _Acc], labelled: list[np.ndarray],
+                     phrase_lines: list[tuple[int, str]]) -> None:
+        """Take one chunk's streams: each into its rank's accumulator, every one at the chunk's place in the
+        file (``acc``, rank 0's, counts the file's lines)."""
+        offset, n_lines = acc.n_lines, parts[0][1].n_lines
+        for st, ch in parts:
+            target = acc if st.rank == 0 else ranked.setdefault(st.rank, _Acc(size=acc.size))
+            target.n_lines = offset
+            TextLogReader._take(ch, target, phrase_lines if st.rank == 0 else [])
+            if st.rank == 0 and len(st.labelled):
+                labelled.append(st.labelled + (offset + 1))
+        acc.n_lines = offset + n_lines
 
     @staticmethod
     def _take(ch: fast.Columns, acc: _Acc, phrase_lines: list[tuple[int, str]]) -> None:
@@ -478,6 +514,22 @@ def _restart_starts(engine: Engine, ev, line: np.ndarray, key: np.ndarray, ctx_l
         window = np.flatnonzero(np.isin(key[a:b], opening))
         starts.append(int(line[a + window[0]]) if len(window) else ln)
     return starts
+
+
+def _assemble_ranked(path: Path, acc: _Acc, ranked: dict[int, _Acc], labelled: list[np.ndarray],
+                     engine: Engine) -> ReadResult:
+    """A file whose lines carry rank prefixes: each rank's stream assembled on its own, then one result
+    (:func:`._text_ranks.combine`); a stream without a number in it gives no rows."""
+    results, error = [], None
+    for rank, a in [(0, acc), *sorted(ranked.items())]:
+        try:
+            results.append((rank, _assemble(path, a, engine)))
+        except UnreadableFileError as exc:       # no numeric values in this rank's lines
+            error = error or exc
+    if not results:
+        raise error
+    lab = np.concatenate(labelled) if labelled else np.empty(0, np.int64)
+    return _text_ranks.combine(results, lab)
 
 
 def _assemble(path: Path, acc: _Acc, engine: Engine) -> ReadResult:

@@ -178,13 +178,15 @@ def _version() -> str:
 
 
 def report(run: Any, path: str | os.PathLike | None = None, *, findings: list[Finding] | None = None,
-           format: str | None = None, plots: bool = True, **thresholds: Any) -> Report:
+           format: str | None = None, plots: bool = True, comparison: Any = None, **thresholds: Any) -> Report:
     """The failure report of ``run`` (a :class:`~collapse_nb.Run`, or a path to load).
 
     ``path``: also write it there (see :meth:`Report.save`; ``format`` overrides the suffix).
     ``findings``: already computed findings (else :func:`collapse_nb.diagnose.diagnose` runs with
     ``thresholds``, e.g. ``variance_collapse__critical_ratio=0.05``). ``plots=False`` leaves the
-    plots out (faster; no matplotlib needed).
+    plots out (faster; no matplotlib needed). ``comparison``: a :class:`collapse_nb.compare.Comparison` of
+    this run with a healthy one (:func:`collapse_nb.compare`, :meth:`collapse_nb.Runs.compare`): the report
+    gets a section "Compared with <reference>".
     """
     _check_format(format)
     if format is not None and path is None:
@@ -217,7 +219,7 @@ def report(run: Any, path: str | os.PathLike | None = None, *, findings: list[Fi
     figures = render_figures(run, findings) if plots else []
     timings["plots"] = time.perf_counter() - t
     t = time.perf_counter()
-    doc = build_document(run, findings, causes, figures, generator=_version())
+    doc = build_document(run, findings, causes, figures, generator=_version(), comparison=comparison)
     timings["document"] = time.perf_counter() - t
     rep = Report(run=run, findings=findings, root_causes=causes, document=doc, figures=figures, timings=timings)
     if path is not None:

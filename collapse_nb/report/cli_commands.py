@@ -1,11 +1,13 @@
 """``collapse-nb report`` and ``collapse-nb diagnose``: registered on the main parser by :func:`add_subcommands`.
 
-    collapse-nb report [PATH] [-o FILE] [--format md|html|both]
+    collapse-nb report [PATH] [-o FILE] [--format md|html|both] [--compare-with RUN | --no-compare]
     collapse-nb diagnose PATH [--json] [--all]
 
 ``report`` without PATH reads the bundled example run; without ``-o`` it writes
 ``collapse_nb_report.html`` and ``collapse_nb_report.md`` in the current directory. It prints
-the verdict and the files written. ``diagnose`` prints the findings ranked (problems first) and
+the verdict and the files written. A run whose folder has healthy siblings (runs beside it) is
+compared with the closest one (the section "Compared with <sibling>"); ``--compare-with RUN`` names
+the run to compare with, ``--no-compare`` leaves it out. ``diagnose`` prints the findings ranked (problems first) and
 the suspects; ``--json`` prints them as a JSON list of finding dicts instead. Both exit 0 when
 the analysis ran, whatever it found (2 for unreadable input or bad arguments, as every command).
 """
@@ -68,6 +70,10 @@ def add_subcommands(subparsers: Any) -> None:
     r.add_argument("--format", choices=("md", "html", "both"),
                    help="which format(s) to write (default: from the -o suffix, else both)")
     r.add_argument("--no-plots", action="store_true", help="leave the plots out (faster)")
+    r.add_argument("--compare-with", metavar="RUN",
+                   help="a healthy run (folder or file) to compare with: the report gets a section 'Compared with "
+                        "RUN'. By default a run whose folder has healthy siblings is compared with the closest one")
+    r.add_argument("--no-compare", action="store_true", help="no comparison with a sibling run")
     _add_common(r)
     r.set_defaults(func=cmd_report)
     d = subparsers.add_parser(
@@ -100,6 +106,7 @@ def _bad_argument(exc: Exception) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ..diagnose import diagnose
     from . import DEFAULT_STEM, report, resolve_targets
 
     try:
@@ -112,7 +119,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     run = _load(args)
     t_load = time.perf_counter() - t0
     try:
-        rep = report(run, plots=not args.no_plots, **thresholds)
+        findings = diagnose(run, **thresholds)
+        comparison = None if args.no_compare else _comparison(args, run, findings)
+        rep = report(run, findings=findings, plots=not args.no_plots, comparison=comparison)
     except (ValueError, TypeError) as exc:
         if isinstance(exc, errors.CollapseNBError):
             raise
@@ -127,6 +136,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"wrote {p}")
     if pngs:
         print(f"wrote {len(pngs)} plot(s) to {pngs[0].parent}")
+    if comparison is not None:
+        print(f"compared with {comparison.reference_name}: " + comparison.summary()[1])
     missing = [f for f in rep.figures if not f.png_base64]
     for f in missing:
         print(f"  not drawn: {f.title} ({f.missing})")
@@ -134,6 +145,47 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"({t_load:.1f} s load, {tm.get('diagnose', 0):.1f} s diagnose, {tm.get('plots', 0):.1f} s plots, "
           f"{tm.get('write', 0):.1f} s writing)")
     return 0
+
+
+#: At most this many sibling runs are read to find a healthy one to compare with (else: --compare-with).
+MAX_SIBLINGS = 40
+
+
+def _comparison(args: argparse.Namespace, run: Any, findings: list) -> Any:
+    """The comparison of ``run`` with ``--compare-with``, or with the closest healthy sibling of its folder (the
+    runs beside it, :func:`collapse_nb.load_runs` of its parent); None when there is none."""
+    from ..compare import compare
+    from ..loading import load
+    from ..runs import load_runs
+
+    if args.compare_with:
+        ref = load(args.compare_with, format=args.input_format)
+        ref.meta.setdefault("run_name", Path(args.compare_with).name)
+        return compare(run, ref, findings=findings)
+    if not args.path or not Path(args.path).is_dir():
+        return None
+    here = Path(args.path).resolve()
+    parent = here.parent
+    try:
+        from ..discovery import find_runs
+        siblings = [rf for rf in find_runs(parent) if rf.path.resolve() != here]
+    except OSError:
+        return None
+    if not siblings:
+        return None
+    if len(siblings) > MAX_SIBLINGS:
+        print(f"({len(siblings)} runs beside this one: too many to look for a healthy one; --compare-with RUN names "
+              f"one)")
+        return None
+    try:
+        runs = load_runs(parent, format=args.input_format)
+    except errors.CollapseNBError:
+        return None
+    name = next((n for n, r in runs.items() if Path(r.meta.get("run_folder", "")).resolve() == here), None)
+    if name is None or not [n for n in runs.healthy() if n != name]:
+        return None
+    runs.__dict__.setdefault("_findings", {})[name] = findings
+    return runs.compare(name)
 
 
 def _wrap(text: str, indent: str) -> str:

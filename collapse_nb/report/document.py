@@ -221,11 +221,13 @@ def _why(cause: Finding, symptom: str) -> str:
 # ----------------------------------------------------------------------------- the builder
 
 def build_document(run: Any, findings: list[Finding], causes: pd.DataFrame, figures: Iterable[Any] = (),
-                   generator: str = "") -> Document:
+                   generator: str = "", comparison: Any = None) -> Document:
     """The report of ``run`` as a :class:`Document` (see the module docstring for its sections).
 
     ``causes`` is :func:`collapse_nb.diagnose.root_causes` of ``findings``; ``figures`` are
-    :class:`collapse_nb.report.figures.RenderedFigure` (drawn, or with the reason they are not).
+    :class:`collapse_nb.report.figures.RenderedFigure` (drawn, or with the reason they are not);
+    ``comparison`` (a :class:`collapse_nb.compare.Comparison` with a healthy run) adds the section
+    "Compared with <reference>" after the problems.
     """
     status, verdict = make_verdict(findings, causes)
     sections = [
@@ -234,6 +236,7 @@ def build_document(run: Any, findings: list[Finding], causes: pd.DataFrame, figu
         Section("findings", "Findings", findings_overview(findings)),
         Section("suspects", "Suspects (root causes, ranked)", suspects(findings, causes)),
         Section("problems", "Problems in detail", problem_details(findings)),
+        *([_comparison_section(comparison)] if comparison is not None else []),
         Section("actions", "What to do", actions_section(findings, causes)),
         Section("not-wrong", "What's NOT wrong", not_wrong(findings)),
         Section("healthy", "Healthy training vs this run", healthy_comparison(findings)),
@@ -242,6 +245,11 @@ def build_document(run: Any, findings: list[Finding], causes: pd.DataFrame, figu
     ]
     return Document(title=f"Training run report: {run_name(run)}", status=status, verdict=verdict,
                     sections=sections, generator=generator)
+
+
+def _comparison_section(comparison: Any) -> Section:
+    from .comparison import comparison_section
+    return comparison_section(comparison)
 
 
 # ----------------------------------------------------------------------------- run identification

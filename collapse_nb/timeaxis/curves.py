@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..ranks import one_rank
 from ..series import summary_rows
 from .ordering import add_where, main_segment, order, step_is_global, where
 
@@ -27,9 +28,10 @@ def loss_rows(run, phase: str, name: str = "loss", network: str | None = None,
 
     For ``name="loss"`` the rows are the phase's *objective* (:meth:`Run.objective`): the logged
     total, the one loss series, or the sum of the components, for one ``network`` and ``eval_set``.
-    Summary rows (a run average, a best-so-far value) are never part of the curve.
+    Summary rows (a run average, a best-so-far value) are never part of the curve. A distributed run's rows
+    are one rank's (:func:`collapse_nb.ranks.one_rank`).
     """
-    s = run.scalars
+    s = one_rank(run.scalars)
     if s.empty:
         return pd.DataFrame(columns=LOSS_COLUMNS)
     if name == "loss" and hasattr(run, "objective"):
@@ -52,6 +54,22 @@ def loss_rows(run, phase: str, name: str = "loss", network: str | None = None,
 
 def curve(run, phase: str, name: str = "loss", level: str = "auto", network: str | None = None,
           eval_set: str | None = None) -> pd.DataFrame:
+    """:func:`_curve`, computed once per run and arguments (the checks ask for the same curves several times):
+    a copy of the kept frame each call, and a new one when the run's ``scalars`` table is another object."""
+    memo = run.__dict__.get("_curves") if hasattr(run, "__dict__") else None
+    scalars = getattr(run, "scalars", None)
+    if memo is None or memo[0] is not scalars:
+        memo = (scalars, {})
+        if hasattr(run, "__dict__"):
+            run.__dict__["_curves"] = memo
+    key = (phase, name, level, network, eval_set)
+    if key not in memo[1]:
+        memo[1][key] = _curve(run, phase, name, level, network, eval_set)
+    return memo[1][key].copy()
+
+
+def _curve(run, phase: str, name: str = "loss", level: str = "auto", network: str | None = None,
+           eval_set: str | None = None) -> pd.DataFrame:
     """One value per time point of a metric in the main segment: ``x, value, epoch, batch, step, where, level``.
 
     ``level``: ``"epoch"`` (epoch-level rows only, or the mean of each epoch's step rows when none),

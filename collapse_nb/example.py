@@ -1,4 +1,5 @@
-"""The bundled example run (``data/example_run``): the zoo's ``seed_replica`` scenario.
+"""The bundled example run (``collapse_nb/data/example_run``, shipped in the wheel; ``data/example_run`` in the
+repository is a link to it): the zoo's ``seed_replica`` scenario.
 
 A tiny encoder/decoder regression model really trained with PyTorch on synthetic
 data, failing the way the seed report's model failed (see ``data/README.md``):
@@ -8,8 +9,8 @@ data, failing the way the seed report's model failed (see ``data/README.md``):
 - a dead attention projection (its output is multiplied by zero, so its gradient is 0);
 - a tiny-initialised output head and weight decay, so predictions stay far narrower than the targets.
 
-Regenerate it with ``python -m collapse_nb.zoo seed_replica --out data/example_run``
-(or ``python -m collapse_nb.example data/example_run``). The training code lives in
+Regenerate it with ``python -m collapse_nb.zoo seed_replica --out collapse_nb/data/example_run``
+(or ``python -m collapse_nb.example``, which writes it there). The training code lives in
 :mod:`collapse_nb.zoo`; this module only names the example and where it is, and
 does not import torch until :data:`INJECTED` or :func:`make_example_run` is used.
 """
@@ -31,8 +32,9 @@ def make_example_run(out_dir: str | Path, seed: int = 0, **overrides: Any) -> Pa
 
 
 def default_example_dir() -> Path:
-    """The bundled example run shipped in the repository's ``data/`` folder."""
-    return Path(__file__).resolve().parent.parent / "data" / "example_run"
+    """The bundled example run: ``collapse_nb/data/example_run`` inside the package (package data, so an installed
+    wheel has it too)."""
+    return Path(__file__).resolve().parent / "data" / "example_run"
 
 
 def __getattr__(name: str) -> Any:

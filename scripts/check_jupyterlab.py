@@ -1,7 +1,11 @@
 """Run a notebook in a real JupyterLab, driven by a headless Chromium, and screenshot the result.
 
-    python scripts/check_jupyterlab.py            # notebooks/00_quickstart.ipynb -> docs/img/quickstart_jupyterlab.png
+    python scripts/check_jupyterlab.py            # notebooks/00_quickstart.ipynb -> a new temporary folder
+    python scripts/check_jupyterlab.py --update-docs   # ... -> docs/img/quickstart_jupyterlab.png (the docs' image)
     python scripts/check_jupyterlab.py --notebook notebooks/02_gradient_flow.ipynb --out /tmp/shot.png
+
+The screenshot goes to a new temporary folder (its path is printed) unless ``--out FILE`` or ``--update-docs``
+says where, so running the check does not change the checkout.
 
 What it does: copies the notebook into a temporary folder (JupyterLab's autosave never touches
 the committed one), starts ``jupyter lab`` on 127.0.0.1 at a free port with a random token and
@@ -103,7 +107,8 @@ CELL_STATE_JS = """() => {
     running: prompts.filter(p => p.includes('*')).length,
     errors: outputs.filter(o => o.innerText.includes('Traceback (most recent call last)')).length,
     images: document.querySelectorAll('.jp-Notebook .jp-RenderedImage img').length,
-    widgets: document.querySelectorAll('.jp-Notebook .jupyter-widgets.widget-container, .jp-Notebook .widget-html').length,
+    widgets: document.querySelectorAll(
+      '.jp-Notebook .jupyter-widgets.widget-container, .jp-Notebook .widget-html').length,
   };
 }"""
 
@@ -164,16 +169,37 @@ def run_in_browser(base: str, notebook: str, token: str, out: Path, timeout: flo
             browser.close()
 
 
+DOCS_IMG = REPO / "docs" / "img"
+
+
+def screenshot_path(notebook: Path, out: Path | None = None, update_docs: bool = False) -> Path:
+    """``out``; with ``update_docs``, ``docs/img/<name>_jupyterlab.png`` (``quickstart`` for 00_quickstart); else the
+    same name in a new temporary folder (kept, so the screenshot can be looked at)."""
+    if out is not None:
+        return out
+    stem = notebook.stem.split("_", 1)[-1] if notebook.stem[:2].isdigit() else notebook.stem
+    name = f"{stem}_jupyterlab.png"
+    return DOCS_IMG / name if update_docs else Path(tempfile.mkdtemp(prefix="cnb_jupyterlab_")) / name
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--notebook", type=Path, default=REPO / "notebooks" / "00_quickstart.ipynb")
-    ap.add_argument("--out", type=Path, default=REPO / "docs" / "img" / "quickstart_jupyterlab.png")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where to write the screenshot (default: <notebook>_jupyterlab.png in a new temporary "
+                         "folder, printed at the end)")
+    ap.add_argument("--update-docs", action="store_true",
+                    help=f"write the screenshot into {DOCS_IMG.relative_to(REPO)}/ (the image the docs show: "
+                         f"quickstart_jupyterlab.png for the quickstart)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds for the notebook to run (default 300)")
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=1900)
     ap.add_argument("--scroll-to", default=".cnb-findings",
                     help="CSS selector of the output whose cell is scrolled to the top (default: the findings panel)")
     args = ap.parse_args(argv)
+    if args.out is not None and args.update_docs:
+        ap.error("give --out FILE or --update-docs, not both")
+    args.out = screenshot_path(args.notebook, args.out, args.update_docs)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="cnb_lab_") as tmp:
         work, root = Path(tmp), Path(tmp) / "root"

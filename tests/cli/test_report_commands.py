@@ -1,4 +1,4 @@
-"""collapse-nb report / diagnose: files written, verdict printed, JSON output, errors."""
+"""collapse-nb report / diagnose: files written, verdict printed, JSON output, errors (collapse_nb/cli/report.py)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 
 from collapse_nb.cli import main
 from collapse_nb.example import default_example_dir
-from collapse_nb.report.cli_commands import parse_threshold
+from collapse_nb.cli._common import parse_threshold
 
 EXAMPLE = str(default_example_dir())
 
@@ -29,7 +29,7 @@ def test_report_without_arguments_writes_both_files_here(tmp_path, monkeypatch, 
 def test_report_output_and_format(tmp_path, capsys):
     assert main(["report", EXAMPLE, "-o", str(tmp_path / "r.html"), "--no-plots"]) == 0
     assert (tmp_path / "r.html").exists() and not (tmp_path / "r.md").exists()
-    assert main(["report", EXAMPLE, "-o", str(tmp_path / "d") + "/", "--format", "md", "--no-plots"]) == 0
+    assert main(["report", EXAMPLE, "-o", str(tmp_path / "d") + "/", "--to", "md", "--no-plots"]) == 0
     assert (tmp_path / "d" / "collapse_nb_report.md").exists()
     assert not (tmp_path / "d" / "collapse_nb_report.html").exists()
 
@@ -47,23 +47,23 @@ def test_report_missing_path_is_a_clear_error(tmp_path, capsys):
 
 def test_diagnose_json(capsys):
     assert main(["diagnose", EXAMPLE, "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
+    data = json.loads(capsys.readouterr().out)["findings"]
     assert isinstance(data, list) and data
     for d in data:
         assert {"code", "severity", "title", "summary", "actions", "evidence"} <= set(d)
         assert isinstance(d["evidence"], list) and d["severity"] != "ok"
-    assert data[0]["code"] == "tiny_output_head"          # the top-ranked cause comes first
+    assert data[0]["code"] == "variance_collapse"         # most severe first (the causes' rank is in "causes")
     collapse = next(d for d in data if d["code"] == "variance_collapse")
     assert collapse["severity"] == "critical" and collapse["evidence"][0]["one_in"].startswith("1:")
     assert main(["diagnose", EXAMPLE, "--json", "--all"]) == 0
-    assert any(d["severity"] == "ok" for d in json.loads(capsys.readouterr().out))
+    assert any(d["severity"] == "ok" for d in json.loads(capsys.readouterr().out)["findings"])
 
 
 def test_diagnose_text(capsys):
     assert main(["diagnose", EXAMPLE]) == 0
     out = capsys.readouterr().out
-    assert "1. [warning] Output head projection.weight" in out
-    assert "[critical] Prediction variance collapsed" in out
+    assert "1. [critical] Prediction variance collapsed" in out             # most severe first
+    assert "[warning] Output head projection.weight" in out
     assert "check(s) passed (severity ok); --all lists them" in out
     assert "Suspects" in out and "1. tiny_output_head" in out
     assert main(["diagnose", EXAMPLE, "--all"]) == 0
@@ -72,7 +72,7 @@ def test_diagnose_text(capsys):
 
 def test_thresholds_on_the_command_line(capsys):
     assert main(["diagnose", EXAMPLE, "--json", "-t", "variance_collapse__critical_ratio=0.05"]) == 0
-    vc = next(d for d in json.loads(capsys.readouterr().out) if d["code"] == "variance_collapse")
+    vc = next(d for d in json.loads(capsys.readouterr().out)["findings"] if d["code"] == "variance_collapse")
     assert vc["severity"] == "warning" and vc["details"]["thresholds"]["critical_ratio"] == 0.05
     assert main(["diagnose", EXAMPLE, "-t", "critical_ratio=0.05"]) == 2
     assert "CHECK__FIELD=VALUE" in capsys.readouterr().err
@@ -87,7 +87,7 @@ def test_parse_threshold(text, value):
 
 
 def test_the_command_runs_as_a_program(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "collapse_nb.cli", "report", "--format", "html"], cwd=tmp_path,
+    res = subprocess.run([sys.executable, "-m", "collapse_nb.cli", "report", "--to", "html"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "wrote" in res.stdout and (tmp_path / "collapse_nb_report.html").exists()

@@ -10,7 +10,9 @@
 Thresholds are the checks' dataclass fields (``collapse_nb.checks``, ``docs/checks.md``).
 They can be given as ``<check>__<field>=value`` keywords, as ``<check>={field: value}``
 keywords, or as ``thresholds={check: {field: value}}``; an unknown check or field is an
-error that lists what is allowed. A check that raises becomes an ``info`` finding with
+error that lists what is allowed, and a value of the wrong type for its field (a string where the
+field is a float) is a ``TypeError`` naming the check, the field and the type, before any check
+runs. A check that raises becomes an ``info`` finding with
 code ``check_failed`` naming the check and the error; the other checks still run.
 
 A distributed run (several ranks in ``run.scalars``) is checked through :attr:`Run.one_rank`: each check
@@ -61,6 +63,12 @@ warning 2, info 1; symptom weights 1, except ``val_below_train`` 0.5: a validati
 below the training loss spoils no prediction, it misleads the reading of the curves and
 is often bookkeeping, so it counts half as much as a failure of training itself).
 
+Shares overlap: two findings that both explain the collapse each count it, so shares do not add up
+(0.9 + 0.3 of the same symptom). ``part`` is the additive figure the report shows: each symptom's weight
+is split among the findings that explain it, in proportion to their rule weights (scaled to add up to 1
+when they add up to more; what they leave is ``attrs["unexplained"]``), so the parts and the unexplained
+rest add up to 100% of the observed failure (:func:`failure_parts`).
+
 Findings are ranked by ``share``, then severity, then score, with one precedence: a
 finding that another present finding explains strongly (rule weight 0.5 or more,
 ``STRONG``) ranks below it. So a symptom ranks below the cause that explains it, and a
@@ -71,8 +79,10 @@ adding to ``share``.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from .checks import CHECKS, Check, default_checks
@@ -131,13 +141,15 @@ def diagnose(run, checks: Iterable[Any] | None = None, thresholds: dict[str, dic
         if bad:
             raise ValueError(f"unknown threshold(s) for {c.name}: {', '.join(sorted(bad))}; "
                              f"allowed: {', '.join(sorted(allowed))}")
+        types = {f.name: f.type for f in dataclasses.fields(c)}
+        values = {k: threshold_value(c.name, k, types[k], v) for k, v in values.items()}
         configured.append(dataclasses.replace(c, **values) if values else c)
     findings: list[Finding] = []
     # a distributed run: the checks read one rank's rows (collapse_nb.ranks), those that compare ranks every rank's
     view = getattr(run, "one_rank", run)
     for c in configured:
         try:
-            c._basis = None                    # what this call reads, set by the check itself
+            c.reset_basis()                    # what this call reads, set by the check itself
             out = c(run if getattr(c, "all_ranks", False) else view)
             if not isinstance(out, list) or not all(isinstance(f, Finding) for f in out):
                 raise TypeError(f"a check must return a list of Finding, got {type(out).__name__}")
@@ -176,6 +188,33 @@ def _select(checks: Iterable[Any] | None) -> list[Check]:
     return out
 
 
+#: a threshold field's type -> what it takes, in words
+_TYPE_WORDS = {"float": "a number", "int": "a whole number", "bool": "true or false", "str": "text"}
+
+
+def threshold_value(check: str, field: str, kind: Any, value: Any) -> Any:
+    """``value`` for the threshold ``field`` of ``check``, whose dataclass field type is ``kind``: a float field
+    takes any real number (not a bool), an int field a whole number (``3.0`` too), a bool field a bool, a str
+    field a string. Anything else is a ``TypeError`` naming the check, the field and the type. Fields of other
+    types are passed through."""
+    name = kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
+    is_bool = isinstance(value, (bool, np.bool_))
+    if name == "float" and isinstance(value, numbers.Real) and not is_bool:
+        return float(value)
+    if name == "int" and not is_bool and (isinstance(value, numbers.Integral) or
+                                          (isinstance(value, float) and value.is_integer())):
+        return int(value)
+    if name == "bool" and is_bool:
+        return bool(value)
+    if name == "str" and isinstance(value, str):
+        return value
+    if name not in _TYPE_WORDS:
+        return value
+    raise TypeError(f"threshold {check}__{field}={value!r}: the {check} check's field {field} is "
+                    f"{'an' if name == 'int' else 'a'} {name} "
+                    f"({_TYPE_WORDS[name]}); got {type(value).__name__}")
+
+
 def _thresholds(thresholds: dict | None, overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, values in (thresholds or {}).items():
@@ -200,9 +239,17 @@ def root_causes(findings: Iterable[Finding]) -> pd.DataFrame:
     """Rank the non-ok findings by how much of the observed failure each explains (module docstring).
 
     Columns: ``rank, code, severity, role`` (``cause`` / ``symptom`` / ``both``), ``share`` (0-1),
-    ``explains`` (the symptom codes), ``reasoning`` (in words), ``title``.
+    ``part`` (0-1), ``explains`` (the symptom codes), ``reasoning`` (in words), ``title``.
+
+    ``share`` is how much of the observed failure a finding explains *on its own* (the ranking reads it);
+    findings that explain the same symptom overlap, so shares do not add up. ``part`` splits each symptom
+    among the findings that explain it, in proportion to their rule weights (scaled down to add up to 1 when
+    they add up to more), so the parts of all rows plus ``attrs["unexplained"]`` (what no finding explains)
+    add up to 1 whenever a symptom was observed (all 0 when none was).
     """
+    findings = list(findings)
     ranked = _ranked(findings)
+    parts_of, unexplained = failure_parts(findings)
     problems = [f for f, _, _ in ranked]
     has_symptoms = any(_is_symptom(f) for f in problems)
     rows = []
@@ -220,17 +267,65 @@ def root_causes(findings: Iterable[Finding]) -> pd.DataFrame:
         if by and not is_symptom:
             reasoning += f"; itself explained by {', '.join(by)}"
         rows.append({"code": f.code, "severity": f.severity, "role": role, "share": round(min(share, 1.0), 3),
+                     "part": parts_of.get(id(f), 0.0),
                      "explains": ", ".join(p[0] for p in parts), "reasoning": reasoning, "title": f.title})
-    cols = ["rank", "code", "severity", "role", "share", "explains", "reasoning", "title"]
+    cols = ["rank", "code", "severity", "role", "share", "part", "explains", "reasoning", "title"]
     if not rows:
-        return pd.DataFrame(columns=cols)
+        df = pd.DataFrame(columns=cols)
+        df.attrs["unexplained"] = 0.0
+        return df
     df = pd.DataFrame(rows)
     df["rank"] = range(1, len(df) + 1)
-    return df[cols].reset_index(drop=True)
+    df = df[cols].reset_index(drop=True)
+    df.attrs["unexplained"] = unexplained
+    return df
+
+
+def observed_symptoms(findings: Iterable[Finding]) -> list[tuple[Finding, float]]:
+    """The observed failure: ``(symptom finding, its weight)``, the weight being ``severity weight * symptom
+    weight`` (critical 3, warning 2, info 1; ``val_below_train`` counts half)."""
+    problems = [f for f in findings if f.severity != "ok" and f.code not in ("not_checked", "check_failed")]
+    return [(f, SEVERITY_WEIGHT[f.severity] * SYMPTOM_WEIGHT.get(f.code, 1.0)) for f in problems if _is_symptom(f)]
+
+
+def failure_parts(findings: Iterable[Finding]) -> tuple[dict[int, float], float]:
+    """``({id(finding): part}, unexplained)``: the observed failure split among the findings that explain it.
+
+    Each symptom weighs ``severity weight * symptom weight`` of the failure (the ``share`` weights). Its weight
+    goes to the findings whose rules explain it, in proportion to their rule weights; when those add up to more
+    than 1 (two suspects for one symptom overlap) they are scaled to add up to 1, and when they add up to less,
+    the rest is unexplained. The parts and the unexplained rest add up to 1 (0 and 0 without a symptom).
+    """
+    findings = list(findings)
+    problems = [f for f in findings if f.severity != "ok" and f.code not in ("not_checked", "check_failed")]
+    observed = observed_symptoms(findings)
+    symptoms = [f for f, _ in observed]
+    weight = {id(f): w for f, w in observed}
+    total = sum(weight.values())
+    if not total:
+        return {}, 0.0
+    rules = {id(f): _rules(f) for f in problems}
+    parts: dict[int, float] = {}
+    unexplained = 0.0
+    for s in symptoms:
+        w = {id(f): rules[id(f)][s.code][0] for f in problems if s.code in rules[id(f)]}
+        w = {k: max(0.0, v) for k, v in w.items()}
+        covered = sum(w.values())
+        scale = 1.0 / covered if covered > 1.0 else 1.0
+        for k, v in w.items():
+            parts[k] = parts.get(k, 0.0) + v * scale * weight[id(s)] / total
+        unexplained += max(0.0, 1.0 - covered * scale) * weight[id(s)] / total
+    return parts, unexplained
 
 
 def _is_symptom(f: Finding) -> bool:
     return f.code in SYMPTOMS and (is_problem(f) or f.code == "val_below_train")
+
+
+def explanations(f: Finding) -> dict[str, tuple[float, str]]:
+    """What ``f`` explains: ``{symptom code: (weight, reason)}`` (its check's rules; ``val_below_train``
+    explains itself by its top-ranked cause)."""
+    return _rules(f)
 
 
 def _rules(f: Finding) -> dict[str, tuple[float, str]]:

@@ -30,6 +30,45 @@ NOT_CHECKED = "not_checked"
 CHECK_FAILED = "check_failed"
 
 
+#: The one vocabulary every surface uses (the report, the widgets, the CLI's text and JSON, the triage page).
+#: A *finding* is labelled with its severity, as is: ``critical``, ``warning``, ``info``, ``ok``; a finding whose
+#: check did not run is ``not checked`` or ``check failed`` (severity ``info``). A *run* as a whole has a status
+#: word, from its findings (:func:`collapse_nb.report.verdict.make_verdict`): the keys of :data:`STATUS_WORDS`.
+#: The two never mix: no finding is "broken" and no run is "critical".
+SEVERITY_WORDS = {"critical": "critical", "warning": "warning", "info": "info", "ok": "ok"}
+#: The label of a finding whose check did not run, by its code.
+NOT_RUN_WORDS = {"not_checked": "not checked", "check_failed": "check failed"}
+#: A run's status word -> what it means, worst first (the order triage sorts runs in).
+STATUS_WORDS = {
+    "broken": "at least one critical finding",
+    "suspicious": "warnings, no critical finding",
+    "not assessed": "no training objective was recognised, whatever else ran",
+    "inconclusive": "no problem found, but most checks lacked the data they need",
+    "healthy": "no problem found, and most checks ran",
+    "not judged": "no check could run",
+    "unreadable": "the run's files could not be read (triage only)",
+}
+#: The colour family of every label (finding or run): ``bad``, ``warn``, ``good``, ``note``, ``off``.
+TONE = {"critical": "bad", "broken": "bad", "unreadable": "bad", "warning": "warn", "suspicious": "warn",
+        "ok": "good", "healthy": "good", "info": "note", "not checked": "off", "check failed": "off",
+        "not assessed": "off", "inconclusive": "off", "not judged": "off", "no finding": "off"}
+
+
+def finding_label(finding: "Finding") -> str:
+    """The word a finding is shown with: its severity, or ``not checked`` / ``check failed``."""
+    return NOT_RUN_WORDS.get(finding.code) or SEVERITY_WORDS[finding.severity]
+
+
+def by_severity(findings: Iterable["Finding"]) -> list["Finding"]:
+    """Most severe first (critical, warning, info, ok), keeping the given order within a severity.
+
+    The order to *list* findings in (the report's tables, the widgets, the CLI): :func:`collapse_nb.diagnose`'s
+    own order puts a warning that explains a critical symptom before it (root-cause order), which is the order
+    of the suspects, not of a list of findings.
+    """
+    return sorted(findings, key=lambda f: f.rank)
+
+
 def severity_rank(severity: str) -> int:
     """0 for ``critical`` ... 3 for ``ok``; raises ``ValueError`` for anything else."""
     try:

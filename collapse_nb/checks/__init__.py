@@ -37,7 +37,8 @@ from .variance_collapse import VarianceCollapse
 
 #: Default checks, in the order they run.
 DEFAULT_CHECKS: tuple[type[Check], ...] = (
-    Coverage, SuspiciousFiles, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, CheckpointWeights, OutputHead,
+    Coverage, SuspiciousFiles, NonfiniteLoss, VarianceCollapse, DeadParameters, DyingGradients, CheckpointWeights,
+    OutputHead,
     VanishingGradients, ExplodingGradients, UpdateRatio, ClippingSaturated, LRScheduleMismatch, LossPlateau,
     LossDivergence, LossSpikes, ChanceLevelLoss, ValAtChance, Overfitting, ValBelowTrain, GANBalance, RankDesync,
 )

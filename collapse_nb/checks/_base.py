@@ -62,6 +62,11 @@ class Check:
     def __call__(self, run) -> list[Finding]:  # pragma: no cover - every check overrides it
         raise NotImplementedError
 
+    def reset_basis(self) -> None:
+        """Forget what the last call read (``diagnose`` calls it before each call; a check that reads one series
+        sets ``_basis`` to it in ``__call__``, and :meth:`finding` adds it to the details)."""
+        self._basis: dict[str, Any] | None = None
+
     def rule_key(self, finding: Finding) -> str:
         """The ``explains`` entry for ``finding``: its code, unless the check narrows it."""
         return finding.code
@@ -72,6 +77,20 @@ class Check:
 
     def measure(self, details: dict[str, Any]) -> str:
         """This run's value of :attr:`quantity`, from a finding's details."""
+        return ""
+
+    def verdict_opening(self, finding: Finding) -> str:
+        """A sentence the report's verdict opens with, for a finding about the run as a whole (the coverage
+        check's "no training objective" and "stopped early"); "" for the others."""
+        return ""
+
+    def not_assessed(self, finding: Finding) -> bool:
+        """Whether ``finding`` means the run's training could not be assessed at all (no objective)."""
+        return False
+
+    def self_explanation(self, finding: Finding) -> str:
+        """For a symptom that explains itself (``val_below_train`` by its top-ranked cause): the verdict's
+        sentence about its cause; "" for the others."""
         return ""
 
     def limits(self, finding: Finding | None = None) -> dict[str, Any]:

@@ -142,7 +142,8 @@ def compare_local(m: dict[str, Any], window: int, z: float, rel_floor: float, fr
             start -= 1
         k = int(np.nanargmax(np.abs(smooth[first:, j]))) + first
         out.append({"rank": rank, "first": start, "first_where": m["where"][start], "steps": int(flag[first:].sum()),
-                    "share_after": float(flag[first:].mean()), "drift": float(smooth[k, j]), "drift_where": m["where"][k],
+                    "share_after": float(flag[first:].mean()), "drift": float(smooth[k, j]),
+                    "drift_where": m["where"][k],
                     "level": float(level[k]), "threshold": float(thr[k])})
     return out, {"noise": noise, "threshold_floor": rel_floor}
 
@@ -187,7 +188,8 @@ def compare_checkpoints(params: pd.DataFrame, rtol: float) -> dict[str, Any]:
     p["rank"] = rank[rank.notna()].astype("int64").to_numpy()
     steps = p["step"].tolist() if "step" in p else [None] * len(p)
     names = {s: without_rank(s) for s in p["source"].astype(str).unique()}
-    p["_ck"] = [f"{names[s]}@{'' if st is None or st is pd.NA else st}" for s, st in zip(p["source"].astype(str), steps)]
+    p["_ck"] = [f"{names[s]}@{'' if st is None or st is pd.NA else st}"
+                for s, st in zip(p["source"].astype(str), steps)]
     states = p["state"].astype(object).tolist() if "state" in p else [""] * len(p)
     p["_tensor"] = [f"{st}\x00{par}" for st, par in zip(states, p["param"].astype(object))]
     compared, ranks, tensors, sharded, rows = 0, set(), 0, [], []

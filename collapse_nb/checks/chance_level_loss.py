@@ -56,6 +56,10 @@ class ChanceLevelLoss(Check):
     tail_frac : float, default 0.2
         The last fraction of the logged train loss that is compared.
     max_k : int, default 1000
+    learned_ratio : float, default 0.5
+        Regression: a ``loss / var`` below this is ok (the predictions account for more than half the targets'
+        variance); from it up to ``1 - 3 * tolerance`` (0.85) an ``info`` note (``loss_near_target_variance``):
+        better than the mean, but not a model that learned the task, so it is not listed as working.
 
     Requires
     --------
@@ -70,6 +74,7 @@ class ChanceLevelLoss(Check):
     accuracy_tolerance: float = 0.5
     tail_frac: float = 0.2
     max_k: int = 1000
+    learned_ratio: float = 0.5
 
 
     symptoms = {"chance_level_loss": 1.0}
@@ -80,7 +85,8 @@ class ChanceLevelLoss(Check):
         t = self.limits(finding)
         if finding is not None and "k" in finding.details:
             return f"more than {t['tolerance']:.0%} below ln K (uniform guessing)"
-        return f"below {fmt(1 - 3 * t['tolerance'])} (1 = predicting the mean)"
+        return (f"below {fmt(t.get('learned_ratio', 0.5))} (1 = predicting the mean; flagged from "
+                f"{fmt(1 - 3 * t['tolerance'])})")
 
     def measure(self, d) -> str:
         if "loss_over_var" in d:
@@ -120,7 +126,7 @@ class ChanceLevelLoss(Check):
                 summary=f"The train loss ends at {fmt(end)}, {end / chance:.2g}x the {fmt(chance)} that predicting all "
                         f"{k} {'tokens' if 'vocab' in how or 'token' in how else 'classes'} with equal probability "
                         f"scores ({how}): the model is worse than uniform guessing.",
-                evidence=c[["where", "value"]].tail(20).reset_index(drop=True), actions=self._actions(),
+                evidence=c[["where", "value"]].tail(20).reset_index(drop=True), actions=self._actions(how),
                 details={**details, "state": "above"}, score=1.0)]
         if dist > self.tolerance:
             return [self.finding(
@@ -133,7 +139,7 @@ class ChanceLevelLoss(Check):
                       else ""))
         return [self.finding("chance_level_loss", "critical", f"Loss stuck at chance level: ln {k} = {fmt(chance)}",
                              summary=summary, evidence=c[["where", "value"]].tail(20).reset_index(drop=True),
-                             actions=self._actions(), details=details, score=1 - dist)]
+                             actions=self._actions(how), details=details, score=1 - dist)]
 
     def _regression(self, run) -> list[Finding] | None:
         o = run.outputs
@@ -155,18 +161,29 @@ class ChanceLevelLoss(Check):
         j = j.assign(loss_over_var=j["value"] / j["target_std"] ** 2)
         q = float(np.median(tail(j["loss_over_var"].to_numpy(dtype="float64"), self.tail_frac, 3)))
         details = {"loss_over_var": q, "r2_if_mse": 1 - q, "batches": len(j)}
-        if q < 1 - self.tolerance * 3:
+        if q < self.learned_ratio:
             return [self.finding("loss_below_target_variance", "ok",
-                                 f"Loss below the target variance (loss/var = {q:.2f})",
+                                 f"Loss well below the target variance (loss/var = {q:.2f})",
                                  summary=f"In the last logged batches the loss is {q:.2f} of the target variance: the "
-                                         f"model explains about {1 - q:.0%} of it (if the loss is MSE).",
+                                         f"predictions account for about {1 - q:.0%} of the targets' variance "
+                                         f"(R^2 ~ {1 - q:.2f} if the loss is MSE).",
                                  details=details)]
+        if q < 1 - self.tolerance * 3:
+            return [self.finding("loss_near_target_variance", "info",
+                                 f"Loss only {1 - q:.0%} below the target variance (loss/var = {q:.2f})",
+                                 summary=f"In the last logged batches the loss is {q:.2f} of the target variance: "
+                                         f"better "
+                                         f"than predicting the mean (flagged from {fmt(1 - self.tolerance * 3)}), but "
+                                         f"the predictions account for only about {1 - q:.0%} of the targets' variance "
+                                         f"(R^2 ~ {1 - q:.2f} if the loss is MSE; a model that learned the task is "
+                                         f"below {fmt(self.learned_ratio)}).",
+                                 details=details, score=float(q))]
         ev = j[["epoch", "batch", "step", "value", "target_std", "loss_over_var"]].tail(20).reset_index(drop=True)
         summary = (f"In the last logged batches the train loss is {q:.2f}x the target variance (median of loss / "
                    f"target_std^2 over {len(ev)} batches): for a mean-squared error that is what predicting the batch "
                    f"mean scores (R^2 ~ {1 - q:.2f}). The model has learned little beyond the mean.")
         return [self.finding("chance_level_loss", "warning", f"Loss at the level of predicting the mean "
-                             f"(loss/var = {q:.2f})", summary=summary, evidence=ev, actions=self._actions(),
+                             f"(loss/var = {q:.2f})", summary=summary, evidence=ev, actions=self._actions(None),
                              details=details, score=float(min(q, 2.0)))]
 
     @staticmethod
@@ -212,10 +229,20 @@ class ChanceLevelLoss(Check):
         return v / 100 if acc["value"].max() > 1.0 else v
 
     @staticmethod
-    def _actions() -> list[str]:
-        return ["Check that labels/targets line up with the inputs (a shuffled label array gives exactly this).",
+    def _actions(k_from: str | None) -> list[str]:
+        """What to do, for a classifier or language model (``k_from``: where K was read) or a regression (None)."""
+        if k_from is None:
+            return ["Check that the targets line up with the inputs (shuffled or misaligned targets give exactly "
+                    "this) and that the inputs carry information about them.",
+                    "Check the output layer receives gradient and is not squashed or scaled to a constant (a final "
+                    "activation, a tiny head init, strong weight decay: see variance_collapse), and that targets "
+                    "and predictions are on the same scale (normalised the same way).",
+                    "Overfit a single batch: if the loss cannot drop below the target variance there, the bug is in "
+                    "the model or the loss, not the data."]
+        tokens = "vocab" in k_from or "token" in k_from
+        return ["Check that labels line up with the inputs (a shuffled label array gives exactly this).",
                 "Check the output layer receives gradient and the loss receives logits (not probabilities or an "
-                "argmax), with the right class count.",
+                f"argmax), with the right {'vocabulary size' if tokens else 'class count'}.",
                 "Overfit a single batch: if the loss cannot leave the chance level there, the bug is in the model or "
                 "the loss, not the data."]
 

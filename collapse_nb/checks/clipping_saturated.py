@@ -89,7 +89,8 @@ class ClippingSaturated(Check):
         severity = "warning" if frac > self.saturated_fraction else "info"
         summary = (f"The total gradient norm ({how}) is above the clip value {fmt(clip)} at {frac:.0%} of {len(v)} "
                    f"steps (median norm {fmt(med)}): clipping rescales "
-                   f"{'almost every update' if frac > self.saturated_fraction else 'most updates'}, by a median factor of "
+                   f"{'almost every update' if frac > self.saturated_fraction else 'most updates'}, "
+                   f"by a median factor of "
                    f"{fmt(details['median_scale'])}, so the effective learning rate is that much lower than configured "
                    f"and the step size no longer follows the gradient's size.")
         actions = [f"Raise clip_grad_norm above the typical norm (e.g. {fmt(float(np.quantile(v, 0.9)))}, the 90th "

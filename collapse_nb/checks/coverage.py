@@ -54,6 +54,18 @@ class Coverage(Check):
     complete: float = 0.95
     min_points: int = 3
 
+    def verdict_opening(self, finding: Finding) -> str:
+        if finding.code == "objective_not_found":
+            return (f"Not assessed: no training objective recognised ({finding.details.get('missing', '')}); series "
+                    f"seen: {finding.details.get('series_seen', 'none')}.")
+        if finding.code == "run_incomplete":
+            text = finding.title.replace("Stopped early", "The run stopped early").strip()
+            return text if text.endswith(".") else text + "."
+        return ""
+
+    def not_assessed(self, finding: Finding) -> bool:
+        return finding.code == "objective_not_found"
+
     def __call__(self, run) -> list[Finding]:
         out = [self._objective(run)]
         stop = self._completion(run)
@@ -137,9 +149,12 @@ class Coverage(Check):
             first, last = float(ep.min()), float(ep.max())
             epochs_done = last + 1 if first == 0 and float(last).is_integer() else last
         steps_known = bool(planned_steps and last_step is not None and last_step > 0 and _global_step(run))
-        if steps_known and last_step < self.complete * planned_steps:
+        got: float
+        plan: float
+        if steps_known and last_step is not None and planned_steps is not None \
+                and last_step < self.complete * planned_steps:     # (steps_known says both are there)
             got, plan, unit, src = last_step, planned_steps, "step", steps_from
-        elif steps_known:           # the step plan was reached: it decides (HF rounds num_train_epochs up from max_steps)
+        elif steps_known:   # the step plan was reached: it decides (HF rounds num_train_epochs up from max_steps)
             return None
         elif planned_epochs and epochs_done is not None and epochs_done < self.complete * planned_epochs:
             got, plan, unit, src = epochs_done, planned_epochs, "epoch", epochs_from

@@ -166,9 +166,11 @@ class ExplodingGradients(Check):
         train loss that is logged after the first one and finite there: a skipped step, not a broken run."""
         if bad.mean() > self.isolated_fraction or bad[-1]:
             return False
-        step = first.get("step") if hasattr(first, "get") else None
+        raw = first.get("step") if hasattr(first, "get") else None
+        if raw is None:
+            return False
         try:
-            step = float(step)
+            step = float(raw)
         except (TypeError, ValueError):
             return False
         if step != step:

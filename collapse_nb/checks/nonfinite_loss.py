@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
+from ..series import networks
 from ..series import seen as series_seen
 from ._base import Check, add_where, fmt, order, table_basis
 
@@ -66,7 +67,14 @@ class NonfiniteLoss(Check):
         nan, inf = np.isnan(v), np.isinf(v)
         huge = np.isfinite(v) & (np.abs(v) >= self.huge)
         if not (nan | inf | huge).any():
-            return [self.finding("loss_finite", "ok", "Loss is finite throughout",
+            objective = run.objective("train").found if hasattr(run, "objective") else True
+            n_series = rows["name"].astype(str).nunique()
+            # without a recognised training objective (a GAN's per-network losses, a validation loss only) the
+            # title says what is finite, so it does not read as "the loss is fine" beside "no training objective"
+            title = ("Loss is finite throughout" if objective or (cat is not None and networks(cat)) else
+                     "The one logged loss series is finite (not a training objective)" if n_series == 1 else
+                     f"The {n_series} logged loss series are finite (none is a training objective)")
+            return [self.finding("loss_finite", "ok", title,
                                  summary=f"All {len(v):,} logged loss values ({rows['name'].astype(str).nunique()} "
                                          f"series: {', '.join(sorted(losses)[:8])}) are finite and below "
                                          f"{fmt(self.huge)}.",

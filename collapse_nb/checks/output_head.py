@@ -84,7 +84,8 @@ class OutputHead(Check):
         if not np.isfinite(r0) or r0 >= self.ratio:
             return [self.finding("output_head_ok", "ok", f"Output head {head} is on the scale of the other layers",
                                  summary=f"The head's weight norm is {fmt(details['head_norm_first'])} against a "
-                                         f"median of {fmt(details['median_other_first'])} for the other weight matrices "
+                                         f"median of {fmt(details['median_other_first'])} for the other weight "
+                                         f"matrices "
                                          f"(ratio {fmt(r0)}).", evidence=ev, details=details)]
         still = (f"By {where_last} it is {fmt(details['head_norm_last'])} (ratio {fmt(r1)}): "
                  + ("still tiny." if r1 < self.ratio * 10 else "growing, but the outputs started collapsed."))

@@ -37,6 +37,7 @@ skip decided on a rank-local value (a non-finite check that is not all-reduced).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -123,7 +124,8 @@ class RankDesync(Check):
         ck = compare_checkpoints(optional_table(run, "params"), self.param_rtol)
         if len(logged) < 2 and not ck["checkpoints"]:
             what = f"only {describe(s)} in the logs" if logged else "no rank in the logs or file names"
-            shard = f"; the checkpoints {', '.join(ck['sharded'][:3])} are shards, not replicas" if ck["sharded"] else ""
+            shard = (f"; the checkpoints {', '.join(ck['sharded'][:3])} are shards, not replicas"
+                     if ck["sharded"] else "")
             return self.skip(f"{what}: nothing to compare{shard}", applies=False)
         cat = run.series if hasattr(run, "series") else pd.DataFrame()
         losses = {"loss"}
@@ -137,7 +139,8 @@ class RankDesync(Check):
                  and len(m["values"]) >= self.min_points}
         desync = [{"series": k, **r} for k, m in synced.items()
                   for r in compare_synced(m, self.agree_rtol, self.min_steps)]
-        drift, noise = [], {}
+        drift: list[dict[str, Any]] = []
+        noise: dict[str, float] = {}
         for k, m in local.items():
             found, figures = compare_local(m, self.window, self.z, self.rel_floor, self.baseline_frac,
                                            self.persist_share)
@@ -200,7 +203,8 @@ class RankDesync(Check):
             ck_rows = differ.rename(columns={"param": "series", "checkpoint": "from"})[
                 ["series", "rank", "from", "norm", "reference", "rel_diff"]]
             rows = pd.concat([rows, ck_rows], ignore_index=True) if len(rows) else ck_rows
-        summary = (_first_up("; ".join(parts)) + ". Replicas of a data-parallel model hold the same weights and, after the "
+        summary = (_first_up("; ".join(parts)) + ". Replicas of a data-parallel model hold the same weights and, "
+                   "after the "
                    "all-reduce, the same gradients: a rank that differs trains another model, and the averaged "
                    "gradient fits none of them." + _of_two(who, len(details["ranks"])))
         return self.finding("rank_desync", "critical" if critical else "warning", title, summary=summary,
@@ -228,8 +232,10 @@ class RankDesync(Check):
         tail = (" The weight norms of the ranks still agree, so the replicas are in step: look at that rank's data "
                 "(its shard) or its hardware." if weights and ck["differ"].empty else "")
         summary = (f"{_first_up(whom)}'s {series} drifts away from the other ranks' from {top['first_where']}: by "
-                   f"{top['drift_where']} its smoothed distance from the ranks' median has moved {fmt(abs(top['drift']))} "
-                   f"{side} the offset it had early (noise {fmt(top['noise'])}, loss level {fmt(top['level'])}), off at "
+                   f"{top['drift_where']} its smoothed distance from the ranks' median has moved "
+                   f"{fmt(abs(top['drift']))} "
+                   f"{side} the offset it had early (noise {fmt(top['noise'])}, loss level {fmt(top['level'])}), "
+                   f"off at "
                    f"{top['share_after']:.0%} of the steps since. Each rank's local loss differs by batch noise; one "
                    f"that moves away and stays away trains on different data or with different weights.{tail}"
                    f"{_of_two(who, len(details['ranks']))}")
@@ -244,7 +250,8 @@ class RankDesync(Check):
                             actions=[f"Look at {whom}'s data: its shard of the data set (a corrupt file, another "
                                      "preprocessing, a sampler that repeats one batch) and its device (a faulty GPU "
                                      "shows as one rank's loss departing).",
-                                     "Compare the ranks' weights (per-rank checkpoints or weight norms): if they differ, "
+                                     "Compare the ranks' weights (per-rank checkpoints or weight norms): if they "
+                                     "differ, "
                                      "the replicas are desynchronised (see rank_desync)."])
 
     def _agree(self, synced: dict, local: dict, noise: dict, ck: dict, details: dict) -> Finding:
@@ -253,7 +260,8 @@ class RankDesync(Check):
             parts.append(f"{', '.join(sorted(synced)[:6])}{' ...' if len(synced) > 6 else ''} agree across the ranks "
                          f"(within {fmt(self.agree_rtol)}) at every shared step")
         if local:
-            parts.append(f"the local values of {', '.join(sorted(local))} differ by batch noise only (no rank drifts beyond "
+            parts.append(f"the local values of {', '.join(sorted(local))} differ by batch noise only "
+                         f"(no rank drifts beyond "
                          f"{fmt(self.z)} noise sds and {self.rel_floor:.0%} of the level)")
         if ck["checkpoints"]:
             parts.append(f"{ck['checkpoints']} checkpoint(s) hold the same {ck['tensors']} tensor norms on every rank")

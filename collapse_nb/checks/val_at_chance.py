@@ -152,7 +152,8 @@ class ValAtChance(Check):
             learned = float(train["value"].iloc[-1]) < (1 - 2 * self.tolerance) * chance
         else:
             learned = _learned(train, chance, direction)
-        return {"learned": bool(learned), "series": label, "kind": kind, "chance": chance, "chance_how": chance_how, "curve": c, "at": at,
+        return {"learned": bool(learned), "series": label, "kind": kind, "chance": chance, "chance_how": chance_how,
+                "curve": c, "at": at,
                 "train": train, "state": state, "last": float(y[-1]), "last_gap": float(gap),
                 "basis": curve_basis(c), "direction": direction}
 
@@ -172,7 +173,8 @@ class ValAtChance(Check):
                 train_txt = f", while the train side was {rng} there"
         ev = pd.DataFrame({"where": where, "value": y, "chance": r["chance"], "at_chance": at})
         details = {**r["basis"], "series": r["series"], "chance": r["chance"], "chance_from": r["chance_how"],
-                   "last": r["last"], "points_at_chance": int(at.sum()), "spans": [[where[a], where[b]] for a, b in spans],
+                   "last": r["last"], "points_at_chance": int(at.sum()),
+                   "spans": [[where[a], where[b]] for a, b in spans],
                    "also_at_chance": [s for s in all_bad if s != r["series"]]}
         what = (f"{r['series']} is at chance level ({fmt(r['chance'])}, {r['chance_how']}) at {span_txt} "
                 f"({at_vals}){train_txt}")

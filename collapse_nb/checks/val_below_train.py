@@ -79,6 +79,17 @@ class ValBelowTrain(Check):
         t = self.limits(finding)
         return f"≤ {fmt(t['dropout_ratio'])} (dropout-style gap); flagged above {fmt(t['ratio'])}"
 
+    def self_explanation(self, finding) -> str:
+        """The verdict's sentence about the gap's top-ranked cause: a bookkeeping error, or the likeliest cause."""
+        top = (finding.details.get("causes") or [{}])[0]
+        label, text = top.get("label", ""), str(top.get("text", "")).rstrip(".")
+        if not text:
+            return ""
+        if top.get("cause") in ("gradient_accumulation", "reduction_sum"):
+            return (f"The validation/training gap is a bookkeeping error in the reported training loss, not a "
+                    f"modelling problem: {text}.")
+        return f"The validation/training gap is most likely {label}: {text}."
+
     def measure(self, d) -> str:
         return f"{d['ratio_median']:.2f}x (median of {d['evaluations']} evaluation(s))"
 

@@ -87,6 +87,7 @@ class VanishingGradients(Check):
         if total.empty and pp.empty:
             return self.skip("no gradient norms (total grad_norm or per-parameter run.grads)")
         problems: list[str] = []
+        titles: list[str] = []          # each problem as a complete short sentence, for the finding's title
         evidence: list[pd.DataFrame] = []
         details: dict = {"total_from": how}
         severity = "warning"
@@ -100,6 +101,8 @@ class VanishingGradients(Check):
                 severity = "critical"
                 problems.append(f"the total gradient norm is below {fmt(self.threshold)} at {below.mean():.0%} of "
                                 f"{len(fin)} logged steps (median {fmt(np.median(fin))})")
+                titles.append(f"the total gradient norm is below {fmt(self.threshold)} at {below.mean():.0%} of "
+                              f"steps")
                 evidence.append(total.loc[np.isfinite(vals) & (vals < self.threshold), ["where", "value"]]
                                 .assign(rule="total below threshold").head(50))
         if not pp.empty:
@@ -108,6 +111,7 @@ class VanishingGradients(Check):
             if len(tiny):
                 problems.append(f"{len(tiny)} parameter(s) have a median (non-zero) gradient norm below "
                                 f"{fmt(self.threshold)} ({', '.join(tiny['param'].head(5))})")
+                titles.append(f"{len(tiny)} parameter(s) have a median gradient norm below {fmt(self.threshold)}")
                 evidence.append(tiny[["param", "grad_median_nonzero", "grad_max"]].assign(rule="layer below threshold"))
             mats = live[live["is_matrix"] & live["grad_to_weight"].gt(0)]
             if len(mats) >= 3:
@@ -119,6 +123,8 @@ class VanishingGradients(Check):
                                     f"{self.relative_orders:g} orders of magnitude below the median layer "
                                     f"(grad/weight {fmt(low['grad_to_weight'].min())} vs {fmt(med)}): "
                                     f"{', '.join(low['param'].head(5))}")
+                    titles.append(f"{len(low)} weight matrix/matrices get gradients over {self.relative_orders:g} "
+                                  f"orders of magnitude below the median layer")
                     evidence.append(low[["param", "grad_median_nonzero", "weight_median", "grad_to_weight"]]
                                     .assign(rule="relative to other layers"))
             fl = first_last_ratio(run, self.zero)
@@ -131,6 +137,7 @@ class VanishingGradients(Check):
                                     f"last layer's ({fl['last'].iloc[0]}) gradient at {hit.mean():.0%} of steps "
                                     f"(AUTOTRAINER: < {fmt(self.first_last_ratio)} with first-layer norm "
                                     f"< {fmt(self.first_norm)})")
+                    titles.append(f"the first layer gets {fmt(fl['rate'].median())} of the last layer's gradient")
                     evidence.append(fl.loc[hit, ["where", "first_norm", "last_norm", "rate"]]
                                     .assign(rule="first/last layer").head(50))
         if not problems:
@@ -149,6 +156,6 @@ class VanishingGradients(Check):
                    "Check the initialisation scale (too small an init shrinks gradients layer by layer).",
                    "Make sure the loss is not scaled down (divided by a large constant, or masked almost entirely)."]
         ev = pd.concat(evidence, ignore_index=True)
-        return [self.finding("vanishing_gradients", severity, "Vanishing gradients: " + problems[0].split(" (")[0],
+        return [self.finding("vanishing_gradients", severity, "Vanishing gradients: " + titles[0],
                              summary=summary, evidence=ev, actions=actions, details=details,
                              score=float(len(problems)))]

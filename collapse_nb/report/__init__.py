@@ -7,14 +7,15 @@
 >>> report("runs/failed/", "failed.html")              # load, diagnose, write   # doctest: +SKIP
 
 The report follows the seed report's shape: what was analysed, a verdict naming the numbers,
-the findings (broken / suspicious / working), the suspects ranked with their reasoning, each
+the findings (critical / warning / ok, most severe first), the suspects ranked with their parts of the
+failure (adding up to 100%), each
 problem with its evidence and actions, the actions deduplicated, what's NOT wrong, healthy
 bands next to this run's numbers, the plots, and an appendix of what was read. See
 ``docs/report.md``.
 
 Layout: :mod:`.document` builds the format-neutral :class:`~.document.Document`;
 :mod:`.figures` draws the plots off-screen; :mod:`.markdown` and :mod:`.html` render; the
-``collapse-nb report`` and ``collapse-nb diagnose`` commands are in :mod:`.cli_commands`.
+``collapse-nb report`` and ``collapse-nb diagnose`` commands are in :mod:`collapse_nb.cli.report`.
 """
 from __future__ import annotations
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from .document import Badge, BulletList, Note, Paragraph, Section, Subsection, Table, frame_table
+from .model import Badge, BulletList, Note, Paragraph, Section, Subsection, Table, frame_table
 
-_SEVERITY_BADGE = {"critical": "broken", "warning": "suspicious", "ok": "working", "info": "info",
-                   "absent": "not checked"}
+#: A check's result on either side as its label: the severity itself (the one vocabulary,
+#: :data:`collapse_nb.findings.SEVERITY_WORDS`), ``not checked`` when that side has no finding of the check.
+_SEVERITY_BADGE = {"absent": "not checked"}
 
 
 def comparison_section(comparison: Any) -> Section:

@@ -1,8 +1,11 @@
 """The report's plots, drawn off-screen and embedded as base64 PNG.
 
-Which plots: the loss curves, the learning rate, the prediction/target spread, the
-per-parameter gradient flow and the train/validation loss ratio (plus the norm changes
-between checkpoints when the run has checkpoints). Each plot's time axis is worked out
+Which plots: the loss curves, the learning rate, the prediction/target spread (the std
+ratio in its own panel with the variance_collapse check's bands), the per-parameter gradient
+flow and the gradient norms' distribution per module (at most a few dozen rows: the worst
+modules first), the train/validation loss ratio (plus the norm changes between checkpoints
+when the run has checkpoints); then "All metrics" (keys ``metrics_*``): small multiples of
+every logged scalar series, one figure per name prefix. Each plot's time axis is worked out
 from the files its rows come from (see :mod:`collapse_nb.timeaxis.placement`), once per run:
 the axes are memoised on ``run.scalars``, so the seven time-axis look-ups of a report
 cost one computation per distinct axis. A plot whose data is missing is not
@@ -58,11 +61,22 @@ def _mention(findings: list[Finding], *checks: str) -> str:
     return " Related finding(s): " + "; ".join(f"{f.title} ({f.severity})" for f in fs) + "."
 
 
-def _critical_ratio(findings: list[Finding]) -> float:
+def _collapse_ratio(findings: list[Finding], field: str) -> float:
+    """The variance_collapse threshold ``field`` the findings were made with, else the check's default."""
+    from ..plots import collapse_thresholds
+    default = dict(zip(("critical_ratio", "warning_ratio"), collapse_thresholds()))[field]
     f = next((f for f in findings if f.check == "variance_collapse"), None)
     t = (f.details.get("thresholds") or {}) if f is not None else {}
-    v = t.get("critical_ratio", 0.1)
-    return float(v) if isinstance(v, (int, float)) and v > 0 else 0.1
+    v = t.get(field, default)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else default
+
+
+def _critical_ratio(findings: list[Finding]) -> float:
+    return _collapse_ratio(findings, "critical_ratio")
+
+
+def _warning_ratio(findings: list[Finding]) -> float:
+    return _collapse_ratio(findings, "warning_ratio")
 
 
 def _n_params(run: Any) -> int:
@@ -72,7 +86,7 @@ def _n_params(run: Any) -> int:
 
 def _draw_output_std(run: Any, ax: Any, findings: list[Finding]) -> Any:
     from .. import plots
-    return plots.output_std(run, ax=ax, threshold=_critical_ratio(findings))
+    return plots.output_std(run, ax=ax, threshold=_critical_ratio(findings), warning=_warning_ratio(findings))
 
 
 def _draw(name: str) -> Callable[[Any, Any, list[Finding]], Any]:
@@ -84,15 +98,26 @@ def _draw(name: str) -> Callable[[Any, Any, list[Finding]], Any]:
 
 def _tall(run: Any) -> tuple[float, float]:
     from ..plots._common import tall
-    return (9.0, tall(_n_params(run), per_row=0.3))
+    from ..plots.gradients import MAX_ROWS
+    n = _n_params(run)
+    return (9.0, tall(min(n, MAX_ROWS) + (2 if n > MAX_ROWS else 0), per_row=0.3))      # bounded: worst modules
+
+
+def _distribution_size(run: Any) -> tuple[float, float]:
+    from ..plots._common import tall
+    from ..plots.gradients import MAX_GROUPS
+    g = run.grads
+    n = int(g["param"].dropna().astype(str).map(lambda p: p.rsplit(".", 1)[0]).nunique()) if len(g) else 1
+    return (9.0, tall(min(n, MAX_GROUPS), per_row=0.32))
 
 
 def _checkpoint_size(run: Any) -> tuple[float, float]:
     from ..plots._common import tall
+    from ..plots.checkpoints import MAX_ROWS
     p = run.params
     n_ckpt = int(p["checkpoint"].nunique()) if len(p) and "checkpoint" in p else 2
     n_par = int(p["param"].nunique()) if len(p) and "param" in p else 1
-    return (max(6.0, 3.5 + 1.6 * max(n_ckpt - 1, 1)), tall(n_par))
+    return (max(6.0, 3.5 + 1.6 * max(n_ckpt - 1, 1)), tall(min(n_par, MAX_ROWS) + (3 if n_par > MAX_ROWS else 0)))
 
 
 PLOTS: tuple[PlotSpec, ...] = (
@@ -105,15 +130,24 @@ PLOTS: tuple[PlotSpec, ...] = (
              lambda run, fs: "The logged learning rate (one line per file when several log it); the dotted line "
                              "is the configured learning_rate."
                              + _mention(fs, "lr_schedule_mismatch")),
-    PlotSpec("output_std", "Prediction vs target spread", _draw_output_std, lambda run: (9.0, 4.5),
-             lambda run, fs: f"Prediction and target standard deviation per logged batch (left), their ratio "
-                             f"(right, dashed) and the collapse threshold {_critical_ratio(fs):g} (dotted): below it "
-                             f"the model predicts nearly the same value for every input."
+    PlotSpec("output_std", "Prediction vs target spread", _draw_output_std, lambda run: (9.0, 6.0),
+             lambda run, fs: f"Prediction and target standard deviation per logged batch (top) and, in the panel "
+                             f"below on the same time axis, their ratio against the variance_collapse check's bands: "
+                             f"red below the collapse threshold {_critical_ratio(fs):g} (critical: the model predicts "
+                             f"nearly the same value for every input), orange up to {_warning_ratio(fs):g} (warning)."
                              + _mention(fs, "variance_collapse")),
     PlotSpec("gradient_flow", "Gradient flow per parameter", _draw("gradient_flow"), _tall,
              lambda run, fs: "Mean and max gradient norm of each parameter over the logged steps (log scale); "
                              "parameters whose gradient is exactly 0 at every step are marked dead in red."
+                             + _flow_left_out(run)
                              + _mention(fs, "dead_parameters", "vanishing_gradients", "exploding_gradients")),
+    PlotSpec("grad_norm_distribution", "Gradient norms across modules", _draw("grad_norm_distribution"),
+             _distribution_size,
+             lambda run, fs: "How each module's gradient norm is spread over the logged steps (box: quartiles; "
+                             "whiskers: 1.5 IQR; log scale), modules in model order; values exactly 0 are counted at "
+                             "the left, modules 0 at every step are marked dead."
+                             + _mention(fs, "vanishing_gradients", "exploding_gradients"),
+             when=lambda run, fs: len(run.grads) > 0),
     PlotSpec("val_train_ratio", "Train / validation loss ratio", _draw("val_train_ratio"), lambda run: (8.0, 4.0),
              lambda run, fs: "Train loss divided by validation loss per epoch; the red dashed line is the gradient "
                              "accumulation factor: a ratio sitting on it means the train loss was summed over "
@@ -124,6 +158,74 @@ PLOTS: tuple[PlotSpec, ...] = (
                              "did not change at all." + _mention(fs, "dead_parameters"),
              when=lambda run, fs: len(run.params) > 0),
 )
+
+
+def _flow_left_out(run: Any) -> str:
+    from ..plots.gradients import MAX_ROWS
+    n = _n_params(run)
+    return (f" With {n:,} parameters, the {MAX_ROWS} rows of the worst modules are shown (dead parameters first, "
+            "then those farthest from the median gradient norm); the x label counts the rest.") if n > MAX_ROWS else ""
+
+
+# ---------------------------------------------------------------- all metrics
+
+#: At most this many "All metrics" figures (one per name-prefix group); the groups beyond are listed in one line.
+MAX_METRIC_FIGURES = 8
+
+
+#: Series the report's own plots draw: a name group holding nothing else gets no "All metrics" figure.
+DRAWN_ELSEWHERE = frozenset({"loss", "lr"})
+
+
+def _slug(prefix: str) -> str:
+    import re
+    return re.sub(r"[^A-Za-z0-9]+", "_", prefix).strip("_").lower() or "group"
+
+
+def metric_specs(run: Any) -> tuple[list[PlotSpec], str | None]:
+    """One :class:`PlotSpec` per name-prefix group of the run's logged series (keys ``metrics_<prefix>``,
+    ``metrics_no_prefix`` for the names without one), at most :data:`MAX_METRIC_FIGURES`, and the line
+    naming the groups left out (``None`` when none are)."""
+    from ..plots import _data, metrics
+    panels = _data.metric_panels(run)
+    groups = list(dict.fromkeys(panels["group"])) if len(panels) else []
+    drawn = set(panels.loc[panels["name"].isin(DRAWN_ELSEWHERE), "group"]) if len(panels) else set()
+    groups = [g for g in groups if g not in drawn or not set(panels.loc[panels["group"] == g, "name"])
+              <= DRAWN_ELSEWHERE]                   # a group of only the loss and the lr: the plots above have them
+    specs, seen = [], set()
+    for g in groups[:MAX_METRIC_FIGURES]:
+        slug = "no_prefix" if g == "" else _slug(g)
+        while f"metrics_{slug}" in seen:
+            slug += "_"
+        seen.add(f"metrics_{slug}")
+        rows = panels[panels["group"] == g]
+        specs.append(PlotSpec(
+            f"metrics_{slug}", f"All metrics: {g}" if g else "All metrics: other names",
+            lambda run, ax, fs, g=g: metrics.plot_all_metrics(run, g, ax=ax),
+            lambda run, g=g: metrics.metric_layout(run, g)["size"],
+            lambda run, fs, g=g, rows=rows: _metrics_caption(run, g, rows)))
+    left = groups[MAX_METRIC_FIGURES:]
+    line = None
+    if left:
+        n = int(panels["group"].isin(left).sum())
+        line = (f"{len(left)} more name group(s) with {n:,} series are not drawn "
+                f"(at most {MAX_METRIC_FIGURES} figures): "
+                + ", ".join(left[:10]) + (", …" if len(left) > 10 else ""))
+    return specs, line
+
+
+def _metrics_caption(run: Any, group: str, rows: Any) -> str:
+    from ..plots.metrics import MAX_PANELS
+    curves, values = rows[rows["kind"] == "curve"], rows[rows["kind"] == "value"]
+    what = f"whose name starts with '{group}'" if group else "without a prefix shared by others"
+    out = (f"Every logged series {what}: one panel each ({min(len(curves), MAX_PANELS)} drawn), its train / "
+           "validation / test values in one panel by colour, each on the time axis of the files that logged it "
+           "(the x label says which: steps, counted batches, fractional epochs, or epochs for per-epoch values).")
+    if len(values):
+        out += f" {len(values)} series logged only once are listed as values under the panels."
+    if len(curves) > MAX_PANELS:
+        out += f" {len(curves) - MAX_PANELS:,} more series of this group are not drawn (at most {MAX_PANELS} panels)."
+    return out
 
 
 def _new_figure(size: tuple[float, float]) -> Any:
@@ -162,9 +264,12 @@ def render_figure(spec: PlotSpec, run: Any, findings: list[Finding], dpi: int = 
 
 
 def render_figures(run: Any, findings: list[Finding], dpi: int = DPI,
-                   plots: tuple[PlotSpec, ...] = PLOTS) -> list[RenderedFigure]:
+                   plots: tuple[PlotSpec, ...] = PLOTS, metrics: bool = True) -> list[RenderedFigure]:
     """The report's plots for ``run`` (see the module docstring), in reading order.
 
+    With ``metrics``, then the "All metrics" figures (keys starting with ``metrics_``: small multiples
+    of every logged series, one figure per name prefix, :func:`metric_specs`); when there are more
+    groups than figures, a last ``metrics_more`` entry without an image says which were left out.
     Raises ``ImportError`` naming what to install when matplotlib is missing.
     """
     try:
@@ -172,5 +277,11 @@ def render_figures(run: Any, findings: list[Finding], dpi: int = DPI,
     except ImportError as exc:      # pragma: no cover - matplotlib is a dependency
         raise ImportError("the report's plots need matplotlib: pip install matplotlib "
                           "(or call collapse_nb.report(..., plots=False))") from exc
-    return [render_figure(spec, run, findings, dpi=dpi) for spec in plots if spec.when(run, findings)]
+    out = [render_figure(spec, run, findings, dpi=dpi) for spec in plots if spec.when(run, findings)]
+    if metrics:
+        specs, left = metric_specs(run)
+        out += [render_figure(spec, run, findings, dpi=dpi) for spec in specs]
+        if left:
+            out.append(RenderedFigure("metrics_more", "All metrics: not drawn", left, missing=left))
+    return out
 

@@ -13,17 +13,32 @@ import html
 import re
 from typing import Any
 
-from .document import (Badge, BulletList, Document, FigureBlock, KeyValues, Note, Paragraph, Section, Subsection,
-                       Table)
+from ..findings import TONE
+from .model import (Badge, BulletList, Document, FigureBlock, GroupedTable, KeyValues, Note, Paragraph, Section,
+                    Subsection, Table)
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 _B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 CSS = """
-:root { --fg: #1d2330; --muted: #5b6475; --line: #d8dde6; --bg: #ffffff; --soft: #f5f7fa;
-  --broken: #b42318; --broken-bg: #fde8e7; --suspicious: #8a5a00; --suspicious-bg: #fff3d6;
-  --working: #1d6b35; --working-bg: #e3f5e8; --info: #1f4f8a; --info-bg: #e6eefa;
-  --off: #555c68; --off-bg: #eceef1; }
+:root { color-scheme: light dark;
+  --fg: #1d2330; --muted: #5b6475; --line: #d8dde6; --bg: #ffffff; --soft: #f5f7fa; --stripe: #fafbfc;
+  --link: #1f4f8a;
+  --bad: #b42318; --bad-bg: #fde8e7; --bad-line: #b42318;
+  --warn: #8a5a00; --warn-bg: #fff3d6; --warn-line: #d99a00;
+  --good: #1d6b35; --good-bg: #e3f5e8; --good-line: #1d6b35;
+  --note: #1f4f8a; --note-bg: #e6eefa; --note-line: #1f4f8a;
+  --off: #555c68; --off-bg: #eceef1; --off-line: #8a919c; }
+@media (prefers-color-scheme: dark) {
+  :root { --fg: #e3e7ee; --muted: #a3abb8; --line: #3a4150; --bg: #161a21; --soft: #1e232c; --stripe: #1b2028;
+    --link: #8ab4f8;
+    --bad: #ffb4ab; --bad-bg: #4a1714; --bad-line: #f97066;
+    --warn: #ffd27a; --warn-bg: #43320b; --warn-line: #e0a526;
+    --good: #9be3b0; --good-bg: #14361f; --good-line: #4cc27a;
+    --note: #a8c7fa; --note-bg: #182b47; --note-line: #6d9eeb;
+    --off: #c3c8d1; --off-bg: #2b313b; --off-line: #7d8592; }
+  figure img { background: #ffffff; }
+}
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--soft); color: var(--fg);
   font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
@@ -34,48 +49,62 @@ h2 { font-size: 20px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 2
 h3 { font-size: 16.5px; margin: 22px 0 8px; overflow-wrap: anywhere; }
 h4 { font-size: 15px; margin: 16px 0 6px; }
 p { margin: 8px 0; overflow-wrap: anywhere; }
+a { color: var(--link); }
 .meta { color: var(--muted); margin: 0 0 14px; }
 nav.toc { display: flex; flex-wrap: wrap; gap: 6px 14px; font-size: 13.5px; padding: 8px 12px;
   background: var(--soft); border: 1px solid var(--line); border-radius: 6px; }
-nav.toc a { color: var(--info); text-decoration: none; }
+nav.toc a { color: var(--link); text-decoration: none; }
 nav.toc a:hover { text-decoration: underline; }
-.verdict { border-left: 6px solid var(--off); background: var(--off-bg); padding: 12px 16px;
+.verdict { border-left: 6px solid var(--off-line); background: var(--off-bg); color: var(--fg); padding: 12px 16px;
   border-radius: 4px; font-size: 15.5px; }
-.verdict.broken { border-color: var(--broken); background: var(--broken-bg); }
-.verdict.suspicious { border-color: #d99a00; background: var(--suspicious-bg); }
-.verdict.healthy { border-color: var(--working); background: var(--working-bg); }
+.verdict.bad { border-color: var(--bad-line); background: var(--bad-bg); }
+.verdict.warn { border-color: var(--warn-line); background: var(--warn-bg); }
+.verdict.good { border-color: var(--good-line); background: var(--good-bg); }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600;
   white-space: nowrap; background: var(--off-bg); color: var(--off); vertical-align: 1px; }
-.badge.broken { background: var(--broken-bg); color: var(--broken); }
-.badge.suspicious { background: var(--suspicious-bg); color: var(--suspicious); }
-.badge.working, .badge.healthy { background: var(--working-bg); color: var(--working); }
-.badge.info { background: var(--info-bg); color: var(--info); }
-.table-wrap { overflow-x: auto; margin: 8px 0 12px; }
+.badge.bad { background: var(--bad-bg); color: var(--bad); }
+.badge.warn { background: var(--warn-bg); color: var(--warn); }
+.badge.good { background: var(--good-bg); color: var(--good); }
+.badge.note { background: var(--note-bg); color: var(--note); }
+.table-wrap { overflow-x: auto; max-width: 100%; margin: 8px 0 12px; }
 table { border-collapse: collapse; font-size: 13.5px; min-width: 40%; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top;
   overflow-wrap: break-word; }
 th { background: var(--soft); font-weight: 600; white-space: nowrap; }
-tr:nth-child(even) td { background: #fafbfc; }
+tr:nth-child(even) td { background: var(--stripe); }
 td.long { min-width: 16em; }
 td.short { white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 caption { caption-side: top; text-align: left; color: var(--muted); font-size: 13px; padding-bottom: 3px; }
 .more { color: var(--muted); font-style: italic; font-size: 13px; margin: -6px 0 12px; }
 .note { color: var(--muted); font-size: 13.5px; }
+details.group { margin: 4px 0; }
+details.group > summary { cursor: pointer; color: var(--fg); font-size: 13.5px; }
+details.group .table-wrap { margin: 4px 0 8px 14px; }
 dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 8px 0; }
 dl.kv dt { font-weight: 600; color: var(--muted); }
 dl.kv dd { margin: 0; overflow-wrap: anywhere; }
 ul, ol { padding-left: 24px; margin: 6px 0 10px; }
 li { margin: 3px 0; overflow-wrap: anywhere; }
-.finding { border: 1px solid var(--line); border-radius: 6px; padding: 2px 16px 8px; margin: 14px 0; }
-.finding.broken { border-left: 5px solid var(--broken); }
-.finding.suspicious { border-left: 5px solid #d99a00; }
-.finding.info { border-left: 5px solid var(--info); }
+.finding { border: 1px solid var(--line); border-radius: 6px; padding: 2px 16px 8px; margin: 14px 0;
+  background: var(--bg); color: var(--fg); }
+.finding.bad { border-left: 5px solid var(--bad-line); }
+.finding.warn { border-left: 5px solid var(--warn-line); }
+.finding.good { border-left: 5px solid var(--good-line); }
+.finding.note { border-left: 5px solid var(--note-line); }
 figure { margin: 18px 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
 figcaption { color: var(--muted); font-size: 13.5px; margin-top: 4px; }
 footer { margin-top: 36px; color: var(--muted); font-size: 12.5px; }
-@media print { body { background: #fff; } main { box-shadow: none; } nav.toc { display: none; } }
+@media print {
+  :root { color-scheme: light; --fg: #000000; --muted: #444444; --line: #bbbbbb; --bg: #ffffff; --soft: #ffffff;
+    --stripe: #ffffff; }
+  body { background: #ffffff; } main { box-shadow: none; max-width: none; padding: 0; } nav.toc { display: none; }
+  .table-wrap { overflow: visible; }
+  table { width: 100%; table-layout: auto; }
+  th, td, td.short, td.num, th { white-space: normal; overflow-wrap: anywhere; word-break: break-word; }
+  details.group > * { display: block; }
+}
 """
 
 _NUM = re.compile(r"^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?(x|%)?$", re.I)
@@ -86,7 +115,9 @@ def esc(text: Any) -> str:
 
 
 def _cls(status: str) -> str:
-    return re.sub(r"[^a-z]+", "-", str(status).lower()).strip("-")
+    """The colour class of a label (:data:`collapse_nb.findings.TONE`: ``bad``, ``warn``, ``good``, ``note``,
+    ``off``), whether a finding's severity or a run's status."""
+    return TONE.get(str(status), "off")
 
 
 def badge(status: str) -> str:
@@ -114,6 +145,21 @@ def table(t: Table) -> str:
     return out
 
 
+def grouped_table(t: GroupedTable) -> str:
+    """Every group as a collapsible ``<details>`` (the first open): all rows reachable, no script."""
+    if not t.columns:
+        return ""
+    head = "".join(f"<th>{esc(c)}</th>" for c in t.columns)
+    cap = f'<p class="note">{esc(t.caption)}</p>' if t.caption else ""
+    parts = []
+    for i, (label, rows) in enumerate(t.groups):
+        body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+        parts.append(f'<details class="group"{" open" if i == 0 else ""}><summary>{esc(label)}</summary>'
+                     f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+                     "</div></details>")
+    return cap + "".join(parts)
+
+
 def _items(b: BulletList) -> str:
     lis = []
     for i, item in enumerate(b.items):
@@ -135,6 +181,8 @@ def _block(b: Any, level: int) -> str:
         return '<dl class="kv">' + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in b.items) + "</dl>"
     if isinstance(b, Table):
         return table(b)
+    if isinstance(b, GroupedTable):
+        return grouped_table(b)
     if isinstance(b, FigureBlock):
         data = b.png_base64 if _B64.fullmatch(b.png_base64 or "") else ""
         if not data:

@@ -11,13 +11,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .document import (Badge, BulletList, Document, FigureBlock, KeyValues, Note, Paragraph, Section, Subsection,
-                       Table)
+from ..findings import TONE
+from .model import (Badge, BulletList, Document, FigureBlock, GroupedTable, KeyValues, Note, Paragraph, Section,
+                    Subsection, Table)
 
-BADGES = {"broken": "❌ broken", "suspicious": "⚠️ suspicious", "working": "✅ working", "info": "ℹ️ info",
-          "not checked": "➖ not checked", "check failed": "❗ check failed", "healthy": "✅ healthy",
-          "not judged": "➖ not judged", "inconclusive": "➖ inconclusive", "not assessed": "➖ not assessed",
-          "no finding": "· no finding"}
+#: A marker per label: a finding's severity (critical, warning, info, ok, not checked, check failed) or a run's
+#: status (broken, suspicious, healthy, inconclusive, not assessed, not judged): the one vocabulary of
+#: :data:`collapse_nb.findings.SEVERITY_WORDS` and :data:`~collapse_nb.findings.STATUS_WORDS`.
+_MARKS = {"bad": "❌", "warn": "⚠️", "good": "✅", "note": "ℹ️", "off": "➖"}
+BADGES = {word: f"{_MARKS[tone]} {word}" for word, tone in TONE.items()}
+BADGES["no finding"] = "· no finding"
 
 
 #: Characters with a meaning inside a Markdown line (emphasis, code, links, images), backslash-escaped; ``*``
@@ -75,6 +78,27 @@ def table(t: Table) -> list[str]:
     return out + [""]
 
 
+def grouped_table(t: GroupedTable) -> list[str]:
+    """The first ``t.top`` rows (worst groups first) with their module as the first column, then a count of the
+    rest (every row is in the HTML report)."""
+    if not t.columns:
+        return []
+    own = "module" not in t.columns             # the module as the first column, unless the table has one
+    rows = [([label.rsplit(" (", 1)[0]] if own else []) + row for label, rs in t.groups for row in rs]
+    group = [label for label, rs in t.groups for _ in rs]
+    shown = rows[: t.top]
+    more = len(rows) - len(shown)
+    groups_left = len(set(group[t.top:]) - set(group[: t.top]))
+    out = table(Table((["module"] if own else []) + t.columns, shown, caption=t.caption))
+    if more:
+        while out and out[-1] == "":
+            out.pop()
+        out += ["", f"*... {more:,} more rows"
+                + (f" ({groups_left:,} more module(s))" if groups_left else "")
+                + ": every row is in the HTML report, grouped by module*", ""]
+    return out
+
+
 def _block(b: Any, level: int, figure_dir: str | None) -> list[str]:
     if isinstance(b, Paragraph):
         lead = f"**{md_text(b.lead)}** " if b.lead else ""
@@ -92,6 +116,8 @@ def _block(b: Any, level: int, figure_dir: str | None) -> list[str]:
         return [f"- **{md_text(k)}**: {md_text(v)}" for k, v in b.items] + [""]
     if isinstance(b, Table):
         return table(b)
+    if isinstance(b, GroupedTable):
+        return grouped_table(b)
     if isinstance(b, FigureBlock):
         if figure_dir is not None:
             return [f"![{md_text(b.title)}]({figure_dir}/{b.key}.png)", "", f"*{md_text(b.caption)}*", ""]

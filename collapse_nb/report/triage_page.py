@@ -19,19 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..findings import TONE
 from ..timeaxis import curve
 from .html import CSP, CSS
 
 W, H, PAD = 180, 44, 3
 #: Most points drawn per curve (evenly thinned beyond that).
 MAX_POINTS = 400
-_STATUS_BADGE = {"broken": "broken", "suspicious": "suspicious", "healthy": "working", "working": "working",
-                 "inconclusive": "info", "not assessed": "info", "not judged": "info", "unreadable": "broken"}
+#: A run's status word -> its badge's colour class (the report's, :data:`collapse_nb.findings.TONE`).
+_STATUS_BADGE = TONE
 _PAGE_CSS = """
 td.spark { padding: 2px 6px; }
 svg.spark { display: block; }
-svg.spark .train { fill: none; stroke: #1f4f8a; stroke-width: 1.4; }
-svg.spark .val { fill: none; stroke: #b45309; stroke-width: 1.4; stroke-dasharray: 3 2; }
+svg.spark .train { fill: none; stroke: var(--note-line); stroke-width: 1.4; }
+svg.spark .val { fill: none; stroke: var(--warn-line); stroke-width: 1.4; stroke-dasharray: 3 2; }
 td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 .legend { color: var(--muted); font-size: 13px; }
 """
@@ -106,13 +107,14 @@ def render_triage_page(table: pd.DataFrame, sparks: dict[str, str], links: dict[
         rows.append(
             "<tr>"
             f"<td class=\"short\">{cell}</td>"
-            f"<td class=\"short\"><span class=\"badge {_STATUS_BADGE.get(status, 'info')}\">{e(status)}</span></td>"
+            f"<td class=\"short\"><span class=\"badge {_STATUS_BADGE.get(status, 'off')}\">{e(status)}</span></td>"
             f"<td class=\"spark\">{sparks.get(name, '')}</td>"
             f"<td class=\"short\">{e(_text(r.get('top_cause')))}</td>"
             f"<td class=\"long\">{e(_text(r.get('verdict')))}</td>"
             f"<td class=\"num\">{_num(r.get('steps'))}</td><td class=\"num\">{_num(r.get('epochs'))}</td>"
             f"<td class=\"long\">{e(_text(r.get('stopped_early')))}</td>"
-            f"<td class=\"num\">{_num(r.get('best_val'))}</td><td class=\"short\">{e(_text(r.get('best_val_where')))}</td>"
+            f"<td class=\"num\">{_num(r.get('best_val'))}</td>"
+            f"<td class=\"short\">{e(_text(r.get('best_val_where')))}</td>"
             f"<td class=\"num\">{_num(r.get('final_val'))}</td>"
             "</tr>")
     header = "".join(f"<th>{e(c)}</th>" for c in ("Run", "Status", "Curve", "Top cause", "Verdict", "Steps",

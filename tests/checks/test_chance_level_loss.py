@@ -76,3 +76,23 @@ def test_nothing_to_compare_with(tmp_path):
     write_jsonl(tmp_path / "log.jsonl", [{"step": s, "train/loss": 1.0} for s in range(5)])
     [f] = ChanceLevelLoss()(load(tmp_path))
     assert f.code == "not_checked" and "class count" in f.summary
+
+
+def test_actions_depend_on_classification_or_regression(tmp_path):
+    [reg] = ChanceLevelLoss()(_regression(tmp_path / "reg", 1.02))
+    text = " ".join(reg.actions)
+    assert "logits" not in text and "class count" not in text and "label" not in text.lower()
+    assert "targets" in text and "target variance" in text
+    write_keras_csv(tmp_path / "cls" / "training.log", [{"epoch": i, "loss": math.log(10)} for i in range(6)])
+    write_config(tmp_path / "cls", num_classes=10)
+    [cls] = ChanceLevelLoss()(load(tmp_path / "cls"))
+    assert cls.severity == "critical" and "logits" in " ".join(cls.actions) and "class count" in " ".join(cls.actions)
+
+
+def test_regression_a_little_below_the_variance_is_a_note_not_ok(tmp_path):
+    # loss/var 0.82: better than the mean, but the predictions account for 18% of the variance: not "working"
+    [f] = ChanceLevelLoss()(_regression(tmp_path, 0.82))
+    assert (f.code, f.severity) == ("loss_near_target_variance", "info")
+    assert "only 18% below the target variance" in f.title and "explains" not in f.summary
+    [ok] = ChanceLevelLoss()(_regression(tmp_path / "good", 0.2))
+    assert (ok.code, ok.severity) == ("loss_below_target_variance", "ok") and "explains" not in ok.summary

@@ -64,6 +64,24 @@ def test_bad_arguments_are_named(run):
         diagnose(run, checks=["nope"])
 
 
+def test_a_threshold_of_the_wrong_type_is_an_error_not_a_failed_check(run):
+    with pytest.raises(TypeError, match=r"threshold variance_collapse__critical_ratio='abc': the variance_collapse "
+                                        r"check's field critical_ratio is a float \(a number\); got str"):
+        diagnose(run, variance_collapse__critical_ratio="abc")
+    with pytest.raises(TypeError, match="field min_points is an int .* got float"):
+        diagnose(run, loss_plateau={"min_points": 2.5})
+    with pytest.raises(TypeError, match="field include_biases is a bool .* got int"):
+        diagnose(run, thresholds={"update_ratio": {"include_biases": 1}})
+    with pytest.raises(TypeError, match="field critical_ratio is a float .* got bool"):
+        diagnose(run, variance_collapse__critical_ratio=True)
+    with pytest.raises(TypeError, match="field phase is a str"):
+        diagnose(run, variance_collapse__phase=1)
+    fs = diagnose(run, loss_plateau__min_points=3.0, lr_schedule_mismatch__fit_tolerance=1,   # 3.0 is whole; 1 real
+                  update_ratio__include_biases=True)
+    assert not [f for f in fs if f.code == "check_failed"]
+    assert by_code(fs, "lr_schedule_ok").details["thresholds"]["fit_tolerance"] == 1.0
+
+
 def test_select_checks_by_name_class_or_instance(run):
     fs = diagnose(run, checks=["nonfinite_loss", VarianceCollapse, VarianceCollapse(critical_ratio=0.01)])
     assert {f.check for f in fs} == {"nonfinite_loss", "variance_collapse"}

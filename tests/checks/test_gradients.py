@@ -165,3 +165,14 @@ def test_an_isolated_nan_grad_norm_the_run_survived_is_a_warning(tmp_path):
     write_jsonl(tmp_path / "b" / "log.jsonl", rows)
     [g] = ExplodingGradients()(load(tmp_path / "b"))
     assert (g.severity, g.details["survived"]) == ("critical", False)
+
+
+def test_vanishing_title_is_a_whole_sentence(tmp_path):
+    rows = [{"step": s, "loss": 1.0 / (s + 1), "grad_norm/a.weight": 1e-9, "weight_norm/a.weight": 1.0,
+             "grad_norm/b.weight": 0.1, "weight_norm/b.weight": 1.0} for s in range(10)]
+    write_jsonl(tmp_path / "log.jsonl", rows)
+    [f] = VanishingGradients()(load(tmp_path))
+    assert f.code == "vanishing_gradients"
+    # the problem's sentence is cut at a parenthesis in the summary; the title is a whole sentence of its own
+    assert f.title == "Vanishing gradients: 1 parameter(s) have a median gradient norm below 1e-07"
+    assert f.title.count("(") == f.title.count(")")

@@ -94,7 +94,8 @@ def test_divergence(tmp_path):
 
 
 def test_single_spike_is_not_divergence(tmp_path):
-    assert [f.code for f in LossDivergence()(_steps(tmp_path, lambda s: 50.0 if s == 45 else 1.0 - s / 100))] == ["loss_not_diverging"]
+    run = _steps(tmp_path, lambda s: 50.0 if s == 45 else 1.0 - s / 100)
+    assert [f.code for f in LossDivergence()(run)] == ["loss_not_diverging"]
 
 
 def test_divergence_per_epoch_critical(tmp_path):
@@ -198,3 +199,10 @@ def test_a_component_judged_alone_does_not_claim_a_total(tmp_path):
     fs = LossDivergence()(load(tmp_path))
     assert [f.code for f in fs] == ["loss_component_diverging"]
     assert "total did not diverge" not in fs[0].summary and "could not be judged" in fs[0].summary
+
+
+def test_finite_losses_without_a_training_objective_say_so(tmp_path):
+    write_jsonl(tmp_path / "log.jsonl", [{"step": s, "val/loss": 1.0 / (s + 1)} for s in range(5)])
+    [f] = NonfiniteLoss()(load(tmp_path))
+    assert (f.code, f.severity) == ("loss_finite", "ok")
+    assert f.title == "The one logged loss series is finite (not a training objective)"

@@ -8,7 +8,8 @@ from pathlib import Path
 #: Tags the report's HTML may contain.
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "main", "header", "h1", "h2", "h3", "h4", "h5",
                 "h6", "p", "span", "nav", "a", "section", "div", "dl", "dt", "dd", "table", "caption", "thead",
-                "tbody", "tr", "th", "td", "ul", "ol", "li", "strong", "figure", "img", "figcaption", "footer"}
+                "tbody", "tr", "th", "td", "ul", "ol", "li", "strong", "figure", "img", "figcaption", "footer",
+                "details", "summary"}
 
 EVIL_PARAM = "<script>alert(1)</script>"
 EVIL_METRIC = "<img src=x onerror=alert(1)>"

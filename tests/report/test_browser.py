@@ -49,7 +49,7 @@ def test_sections_render_without_console_errors(page, tmp_path):
     dom = res.stdout
     for sid in SECTIONS:
         assert f'<section id="{sid}">' in dom
-    assert dom.count('<img src="data:image/png;base64,') == n_figures == 6
+    assert dom.count('<img src="data:image/png;base64,') == n_figures == 8      # 7 plots and 1 of all metrics
     console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
     assert console == [], console              # no script errors, no CSP violations, nothing blocked
 

@@ -27,9 +27,9 @@ def test_text_is_one_line_without_tags_or_links():
 
 
 def test_table_with_more_rows_and_badges():
-    md = render_markdown(doc(Table(["a", "b|c"], [["1", Badge("broken")], ["x\ny", Badge("working")]],
+    md = render_markdown(doc(Table(["a", "b|c"], [["1", Badge("critical")], ["x\ny", Badge("ok")]],
                                    more_rows=7, caption="Evidence")))
-    assert "*Evidence*\n\n| a | b\\|c |\n|---|---|\n| 1 | ❌ broken |\n| x<br>y | ✅ working |" in md
+    assert "*Evidence*\n\n| a | b\\|c |\n|---|---|\n| 1 | ❌ critical |\n| x<br>y | ✅ ok |" in md
     assert "*... 7 more rows*" in md
 
 
@@ -49,9 +49,9 @@ def test_figures_link_files_only_when_a_folder_is_given():
 
 
 def test_headings_and_status():
-    md = render_markdown(doc(Subsection("Sub", [Paragraph("p")], badge="suspicious"), title="Report"))
+    md = render_markdown(doc(Subsection("Sub", [Paragraph("p")], badge="warning"), title="Report"))
     assert md.startswith("# Report\n\n**Status: ❌ broken**")
-    assert "## S\n" in md and "### ⚠️ suspicious Sub\n" in md and md.endswith("p\n")
+    assert "## S\n" in md and "### ⚠️ warning Sub\n" in md and md.endswith("p\n")
 
 
 #: A real tag that links, loads or runs something (escaped text such as ``&lt;a href`` is not one).

@@ -32,7 +32,10 @@ def rep(example_run) -> Report:
 # ----------------------------------------------------------------------------- the bundled example
 
 def test_every_section_is_in_both_formats(rep):
-    assert [s.id for s in rep.document.sections] == SECTIONS
+    # the figures whose key starts with metrics_ get their own section, "All metrics", after the plots
+    metrics = ["metrics"] if any(f.key.startswith("metrics_") for f in rep.figures) else []
+    expected = SECTIONS[:SECTIONS.index("plots") + 1] + metrics + SECTIONS[SECTIONS.index("plots") + 1:]
+    assert [s.id for s in rep.document.sections] == expected
     for title in TITLES:
         assert f"## {title}" in rep.markdown
     ids = {a.get("id") for _, a in Tags(rep.html).tags}
@@ -58,7 +61,7 @@ def test_verdict_names_the_collapse_and_its_numbers(rep):
 def test_problem_details_carry_summary_evidence_and_actions(rep):
     md = rep.markdown
     problems = md[md.index("## Problems in detail"):md.index("## What to do")]
-    assert "### ❌ broken Prediction variance collapsed" in problems
+    assert "### ❌ critical Prediction variance collapsed" in problems
     assert re.search(r"\| window \| epoch \|( rows \|)? pred_std \|( target_std \|)? ratio \| one_in \|", problems)
     assert re.search(r"\| 1:\d{3} \|", problems)               # the first epoch's window: 1:500 or so
     # dead parameters: the modules and the numbers
@@ -68,13 +71,17 @@ def test_problem_details_carry_summary_evidence_and_actions(rep):
     assert "Print the dead tensors' .grad" in problems
 
 
-def test_findings_table_maps_severity_to_status(rep):
+def test_findings_table_shows_severities_most_severe_first(rep):
     md = rep.markdown
     table = md[md.index("## Findings"):md.index("## Suspects")]
-    assert "| ❌ broken | Prediction variance collapsed" in table
-    assert "| ⚠️ suspicious | 4 parameter(s) never receive gradient" in table
-    assert "| ✅ working | Learning rate follows" in table
-    assert re.search(r"\*1 broken, 3 suspicious, \d+ working, \d+ note\(s\) and checks that could not run\.\*", table)
+    assert "| ❌ critical | Prediction variance collapsed" in table
+    assert "| ⚠️ warning | 4 parameter(s) never receive gradient" in table
+    assert "| ✅ ok | Learning rate follows" in table
+    assert re.search(r"\*1 critical, 3 warning, \d+ ok, \d+ info \(notes and checks that could not run\)\.\*", table)
+    rows = re.findall(r"^\| \S+ (critical|warning|ok) \|", table, re.M)
+    assert rows[0] == "critical" and rows == sorted(rows, key=["critical", "warning", "ok"].index)
+    for word in ("broken", "suspicious", "working"):                    # a finding never has a run's status word
+        assert f"| ❌ {word} |" not in table and f"| ⚠️ {word} |" not in table and f"| ✅ {word} |" not in table
 
 
 def test_suspects_are_ranked_with_reasoning(rep):
@@ -83,7 +90,7 @@ def test_suspects_are_ranked_with_reasoning(rep):
     md = rep.markdown
     sus = md[md.index("## Suspects"):md.index("## Problems in detail")]
     assert re.search(r"\| 1 \| Output head projection\.weight is [\d,]+x smaller", sus)
-    assert "explains the collapsed predictions (weight 90%)" in sus
+    assert "explains the collapsed predictions (rule weight 0.9)" in sus
 
 
 def test_actions_are_deduplicated_and_top_suspect_first(rep):
@@ -120,8 +127,9 @@ def test_plots_are_embedded_in_html_only_as_data_uris(rep):
         data = base64.b64decode(img["src"].split(",", 1)[1])
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
     keys = [f.key for f in rep.figures]
-    assert keys == ["loss_curves", "lr_curve", "output_std", "gradient_flow", "val_train_ratio",
-                    "param_norm_changes"]                 # the example has checkpoints: all six plots
+    assert keys == ["loss_curves", "lr_curve", "output_std", "gradient_flow", "grad_norm_distribution",
+                    "val_train_ratio", "param_norm_changes",      # the example has checkpoints: all seven plots
+                    "metrics_no_prefix"]                          # and its other metrics, in "All metrics"
     assert all(f.missing is None for f in rep.figures)
 
 
@@ -147,7 +155,7 @@ def test_markdown_has_no_images_until_saved(rep, tmp_path):
     md = (tmp_path / "r.md").read_text()
     assert "![Loss curves](r_figures/loss_curves.png)" in md
     pngs = sorted(p.name for p in written if p.suffix == ".png")
-    assert pngs == sorted(f"{f.key}.png" for f in rep.figures) and len(pngs) == 6
+    assert pngs == sorted(f"{f.key}.png" for f in rep.figures) and len(pngs) == 8
     assert (tmp_path / "r_figures" / "loss_curves.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -159,7 +167,7 @@ def test_report_never_touches_pyplot_state(example_run):
 
 
 def test_repr_and_notebook_view(rep):
-    assert "broken" in repr(rep) and "6 plot(s)" in repr(rep) and len(rep.figures) == 6
+    assert "broken" in repr(rep) and "8 plot(s)" in repr(rep) and len(rep.figures) == 8
     frame = rep._repr_html_()
     assert frame.startswith("<iframe sandbox=") and "<script" not in frame and "&lt;section" in frame
 
@@ -243,8 +251,8 @@ def test_corpus_collapse_report(corpus):
     assert re.search(r"Prediction variance collapsed: pred/target std 0\.04\d* \(1:2\d\)", rep.verdict)
     md = rep.markdown
     assert "8 of 56 parameters" in md and "dynamic_spatiotemporal_encoder.node_feature_projection.* (2)" in md
-    assert "| ❌ broken | Prediction variance collapsed" in md
-    assert "| ⚠️ suspicious | 8 parameter(s) never receive gradient" in md
+    assert "| ❌ critical | Prediction variance collapsed" in md
+    assert "| ⚠️ warning | 8 parameter(s) never receive gradient" in md
     assert "section blocks come before the header" in md     # the reader's layout note, in the appendix
     assert_inert_html(rep.html)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+import pandas as pd
 
 from ._data import MissingDataError  # noqa: F401  (re-exported)
 
@@ -155,25 +156,69 @@ def new_axes(ax: Any, figsize: tuple[float, float]) -> Any:
     return fig.add_subplot()
 
 
-def tall(n_rows: int, per_row: float = 0.28, base: float = 2.2, lo: float = 3.5, hi: float = 24.0) -> float:
+def tall(n_rows: float, per_row: float = 0.28, base: float = 2.2, lo: float = 3.5, hi: float = 24.0) -> float:
     """A figure height fitting ``n_rows`` labelled rows."""
     return float(min(hi, max(lo, base + per_row * n_rows)))
 
 
-def mark_restarts(ax: Any, starts: Any) -> None:
-    """Vertical dashed lines where restarted segments begin (``starts``: ``segment, x`` rows)."""
-    for i, (seg, x) in enumerate(zip(starts["segment"], starts["x"])):
-        ax.axvline(x, color=RESTART_COLOR, linestyle="--", linewidth=1, zorder=1,
-                   label="restart (new segment)" if i == 0 else "_nolegend_")
-        ax.annotate(f"segment {seg}", xy=(x, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
-                    textcoords="offset points", ha="left", va="top", fontsize=8, color=RESTART_COLOR)
+#: At most this many restarted segments are named on a plot (the longest ones and the last one); every
+#: boundary is drawn.
+MAX_SEGMENT_LABELS = 8
+
+
+def segments_to_label(starts: Sequence[float] | np.ndarray, end: float | None = None,
+                      limit: int = MAX_SEGMENT_LABELS) -> list[int]:
+    """Indices (into ``starts``, in order) of the segment boundaries worth a label: all of them when
+    there are at most ``limit``, else the last segment and the longest others (a segment runs from its
+    start to the next one's, the last to ``end``), skipping any closer than a tenth of the span to a
+    label already chosen, so 575 restarts never overprint each other."""
+    xs = np.asarray(starts, dtype=float)
+    n = len(xs)
+    if n <= limit:
+        return list(range(n))
+    last_end = float(end) if end is not None and np.isfinite(end) else float(np.nanmax(xs))
+    lengths = np.append(np.diff(xs), max(last_end - xs[-1], 0.0))
+    gap = (max(last_end, float(np.nanmax(xs))) - float(np.nanmin(xs))) / (limit + 2)
+    chosen = [n - 1]
+    for i in np.argsort(-lengths[:-1], kind="stable"):
+        if len(chosen) >= limit:
+            break
+        if all(abs(xs[i] - xs[j]) >= gap for j in chosen):
+            chosen.append(int(i))
+    return sorted(chosen)
+
+
+def mark_restarts(ax: Any, starts: Any, end: float | None = None) -> None:
+    """Vertical dashed lines where restarted segments begin (``starts``: ``segment, x`` rows).
+
+    Every boundary is drawn; at most :data:`MAX_SEGMENT_LABELS` are named (:func:`segments_to_label`:
+    the longest segments and the last one; ``end``: where the last segment ends, default the data's
+    right edge), and the legend says how many restarts there are when not all are named."""
+    xs = np.asarray(starts["x"], dtype=float)
+    segs = list(starts["segment"])
+    if not len(xs):
+        return
+    if end is None and ax.has_data():
+        end = float(ax.dataLim.x1)
+    named = set(segments_to_label(xs, end))
+    label = "restart (new segment)" if len(named) == len(xs) else \
+        f"restart (new segment): {len(xs):,} restarts, {len(named)} named"
+    for i, (seg, x) in enumerate(zip(segs, xs)):
+        ax.axvline(x, color=RESTART_COLOR, linestyle="--", linewidth=1 if len(xs) <= 50 else 0.5, zorder=1,
+                   alpha=1.0 if len(xs) <= 50 else 0.5, label=label if i == 0 else "_nolegend_")
+        if i in named:                  # many labels: every other one a line lower, so neighbours never touch
+            k = sorted(named).index(i)
+            ax.annotate(f"segment {seg}", xy=(x, 1), xycoords=("data", "axes fraction"),
+                        xytext=(3, -3 - (10 * (k % 2) if len(xs) > MAX_SEGMENT_LABELS else 0)),
+                        textcoords="offset points", ha="left", va="top", fontsize=8, color=RESTART_COLOR,
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85), zorder=5)
 
 
 def note_unplaced(ax: Any, unplaced: dict[str, int]) -> None:
     """Say on the axes how many rows of which files have no position on its time axis (the ``attrs
     ["unplaced"]`` of :func:`collapse_nb.plots.metric_over_time` and friends): never dropped silently."""
     if unplaced:
-        from ._data import short_sources
+        from ..timeaxis.placement import short_sources
         short = short_sources(unplaced)
         text = "not drawn (no position on this axis): " + ", ".join(
             f"{n} row(s) of {short[s] or 'the table'}" for s, n in unplaced.items())
@@ -241,6 +286,154 @@ def row_ticks(ax: Any, labels: Sequence[str], axis: str = "y", highlight: Sequen
             t.set_fontweight("bold")
 
 
+# ---------------------------------------------------------------- seaborn (optional), hue, panels
+
+def seaborn() -> Any:
+    """The ``seaborn`` module, or ``None`` when it is not installed: every plot draws with plain matplotlib
+    without it (seaborn only styles the small multiples and draws the distribution plots)."""
+    try:
+        import seaborn as sns
+    except ImportError:
+        return None
+    return sns
+
+
+def styled(style: str = "whitegrid") -> Any:
+    """A context in which new axes get seaborn's ``style`` (a no-op without seaborn). Only axes created
+    inside it are styled; nothing global is changed once it exits."""
+    import contextlib
+    sns = seaborn()
+    return sns.axes_style(style) if sns is not None else contextlib.nullcontext()
+
+
+def _missing(v: Any) -> bool:
+    if v is None:
+        return True
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def hue_levels(values: Any) -> list[Any]:
+    """The distinct values of a hue column in a readable order: phases as train, val, test, then the
+    others in the order they first appear; missing values (``None``) last."""
+    seen = list(dict.fromkeys(None if _missing(v) else v for v in values))
+    phases = [p for p in ("train", "val", "test") if p in seen]
+    rest = [v for v in seen if v not in phases and v is not None]
+    return phases + rest + ([None] if None in seen else [])
+
+
+def hue_colors(levels: Sequence[Any], hue: str | None = None) -> dict[Any, Any]:
+    """One colour per hue level: the phase colours for ``hue="phase"``, else seaborn's ``colorblind``
+    palette (matplotlib's ``tab10`` without seaborn), cycling past its colours."""
+    if hue == "phase" and all(v in PHASE_COLORS for v in levels):
+        return {v: PHASE_COLORS[v] for v in levels}
+    sns = seaborn()
+    n = max(len(levels), 1)
+    if sns is not None:
+        palette = sns.color_palette("colorblind", min(n, 10))
+    else:
+        import matplotlib as mpl
+        # tab10 is a ListedColormap, typed as its base Colormap (no .colors) by the registry's stubs
+        palette = list(mpl.colormaps["tab10"].colors)  # type: ignore[attr-defined]
+    return {v: palette[i % len(palette)] for i, v in enumerate(levels)}
+
+
+def split_axes(ax: Any, nrows: int, ncols: int = 1, height_ratios: Sequence[float] | None = None,
+               sharex: bool = False, style: str | None = None) -> list[Any]:
+    """Divide the area of ``ax`` into ``nrows`` x ``ncols`` axes, row by row; ``ax`` itself is the first
+    (so a caller holding it keeps drawing into the top-left panel). ``sharex``: the panels share the
+    first one's x axis. ``style``: seaborn style of the new panels (:func:`styled`)."""
+    fig = ax.figure
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    if nrows * ncols == 1:
+        return [ax]
+    out = [ax]
+    with styled(style) if style else _null():
+        if spec is not None:
+            grid = spec.subgridspec(nrows, ncols, height_ratios=height_ratios)
+            ax.set_subplotspec(grid[0, 0])
+            for k in range(1, nrows * ncols):
+                out.append(fig.add_subplot(grid[k // ncols, k % ncols], sharex=ax if sharex else None))
+        else:                                        # an axes placed by hand: cut its box
+            x0, y0, w, h = ax.get_position().bounds
+            ratios = np.asarray(height_ratios if height_ratios is not None else [1] * nrows, dtype=float)
+            tops = y0 + h - h * np.concatenate([[0], np.cumsum(ratios)]) / ratios.sum()
+            boxes = []
+            for r in range(nrows):
+                for c in range(ncols):
+                    boxes.append((x0 + c * w / ncols, tops[r + 1], w / ncols * 0.9, (tops[r] - tops[r + 1]) * 0.8))
+            ax.set_position(boxes[0])
+            for b in boxes[1:]:
+                out.append(fig.add_axes(b, sharex=ax if sharex else None))
+    return out
+
+
+def _null() -> Any:
+    import contextlib
+    return contextlib.nullcontext()
+
+
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def draw_lines(ax: Any, d: pd.DataFrame, hue: str | None, *, style: str | None = None, name: str = "",
+               x: str = "x", y: str = "value", linewidth: float = 1.4, alpha: float = 0.95,
+               level_names: dict[Any, str] | None = None) -> list[Any]:
+    """Tidy rows as lines, as seaborn's ``lineplot(hue=, style=)`` draws them but never averaged: one
+    colour per ``hue`` level (:func:`hue_colors`), one line style per ``style`` level, the line broken
+    at each restart (``segment``); markers when a line has few points, non-finite values left out.
+    Labels: ``"<hue level> <name> (<style level>)"`` (``level_names``: how to write a hue level, e.g.
+    short file names). Returns the lines drawn."""
+    levels = hue_levels(d[hue]) if hue and hue in d.columns else [None]
+    colors = hue_colors(levels, hue)
+    styles = hue_levels(d[style]) if style and style in d.columns else [None]
+    seg = np.nan_to_num(pd.to_numeric(d["segment"], errors="coerce").to_numpy(dtype=float, na_value=np.nan),
+                        nan=0.0) if "segment" in d.columns else np.zeros(len(d))
+    xs = pd.to_numeric(d[x], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    ys = pd.to_numeric(d[y], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+    def mask(col: str | None, level: Any) -> np.ndarray:
+        if col is None or col not in d.columns:
+            return np.ones(len(d), dtype=bool)
+        v = d[col].astype(object)
+        return v.isna().to_numpy(dtype=bool) if level is None else (v == level).to_numpy(dtype=bool)
+
+    lines = []
+    for hv in levels:
+        mh = mask(hue, hv)
+        for j, sv in enumerate(styles):
+            m = mh & mask(style, sv)
+            if not m.any():
+                continue
+            head = ("" if hv is None and not hue else f"no {hue}" if hv is None else
+                    (level_names or {}).get(hv, str(hv)))
+            label = " ".join(p for p in (head, name) if p) or y
+            if style and len(styles) > 1:
+                label += f" ({sv if sv is not None else 'no ' + style})"
+            first = True
+            for sg in np.unique(seg[m]):
+                k = m & (seg == sg) & np.isfinite(ys) & np.isfinite(xs)
+                if not k.any():
+                    continue
+                order = np.argsort(xs[k], kind="stable")
+                (ln,) = ax.plot(xs[k][order], ys[k][order], color=colors[hv], linestyle=LINE_STYLES[j % 4],
+                                linewidth=linewidth, alpha=alpha, marker="o" if k.sum() <= 30 else None,
+                                markersize=3.5, label=label if first else "_nolegend_")
+                lines.append(ln)
+                first = False
+    return lines
+
+
+def left_out_note(n_params: int, n_modules: int) -> str:
+    """``"and 2,950 more parameters in 120 modules, not shown"`` (empty when nothing was left out)."""
+    if n_params <= 0:
+        return ""
+    return (f"and {n_params:,} more parameter{'s' if n_params != 1 else ''} in {n_modules:,} "
+            f"module{'s' if n_modules != 1 else ''}, not shown")
+
+
 # ---------------------------------------------------------------- heatmaps
 
 def draw_heatmap(ax: Any, values: np.ndarray, *, row_labels: Sequence[str], col_values: Sequence[Any],
@@ -293,9 +486,13 @@ def draw_heatmap(ax: Any, values: np.ndarray, *, row_labels: Sequence[str], col_
             lambda i, _: cols[int(i)] if 0 <= int(i) < len(cols) and float(i).is_integer() else ""))
     if col_segments is not None and len(col_segments):
         seg = np.asarray(col_segments)
-        for i in np.flatnonzero(seg[1:] != seg[:-1]) + 1:
+        bounds = np.flatnonzero(seg[1:] != seg[:-1]) + 1
+        named = set(segments_to_label(bounds - 0.5, len(seg) - 0.5))
+        for k, i in enumerate(bounds):
             ax.axvline(i - 0.5, color="white", linewidth=2)
             ax.axvline(i - 0.5, color=RESTART_COLOR, linestyle="--", linewidth=1)
+            if k not in named:
+                continue
             ax.annotate(f"restart: segment {seg[i]}", xy=(i - 0.5, 1), xycoords=("data", "axes fraction"),
                         xytext=(3, -3), textcoords="offset points", ha="left", va="top", fontsize=7,
                         color=RESTART_COLOR, bbox=dict(boxstyle="round,pad=0.2", fc="white", ec="none", alpha=0.85))

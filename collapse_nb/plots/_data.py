@@ -89,6 +89,33 @@ def metric_over_time(run: Any, name: str, tl: Timeline | None = None) -> pd.Data
     return out
 
 
+def metric_points(run: Any, name: str) -> tuple[pd.DataFrame, str]:
+    """One metric's rows on its time axis and that axis' label: :func:`metric_over_time` on the axis of
+    the files logging it, or, where they logged only per-epoch values (no step, no batch), the values at
+    their epoch (``x = epoch``, label ``"epoch"``, the per-epoch plots' placement). Same columns as
+    :func:`metric_over_time`; rows without a place are counted in ``attrs["unplaced"]``."""
+    tl = metric_timeline(run, name)
+    if tl.kind is not None:
+        return metric_over_time(run, name, tl), tl.label
+    s = one_rank(run.scalars)
+    rows = s[(s["name"] == name).to_numpy(dtype=bool)]
+    if rows.empty:
+        return _empty_metric(), "epoch"
+    t = time_columns(rows)
+    src = sources_of(rows)
+    out = pd.DataFrame({
+        "source": src, "sources": [(v,) for v in src],
+        "segment": np.nan_to_num(t["segment"], nan=0.0).astype(int),
+        "phase": _phase_of(rows["phase"]).to_numpy(), "param": _phase_of(rows["param"]).to_numpy(),
+        "epoch": t["epoch"], "level": "epoch", "x": t["epoch"], "value": rows["value"].to_numpy(dtype=float)})
+    placed = ~np.isnan(out["x"].to_numpy(float))
+    unplaced = {str(k): int(v) for k, v in pd.Series(src[~placed]).value_counts().items()}
+    out = _merge_agreeing(out[placed]) if placed.any() else out[placed]
+    out = out.sort_values(["segment", "x"], kind="stable").reset_index(drop=True)
+    out.attrs["unplaced"] = unplaced
+    return out, "epoch"
+
+
 def _merge_agreeing(ep: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch rows: the last per file and epoch; then files giving the same values merged into one
     series (first file's rows, plus epochs only the others have), ``sources`` naming them all."""
@@ -306,3 +333,149 @@ def param_norm_changes(params: pd.DataFrame) -> pd.DataFrame:
     frozen = known.groupby("param")["rel_change"].apply(lambda r: bool((r == 0).all()))
     out["frozen"] = out["param"].map(frozen).fillna(False).astype(bool)
     return out
+
+
+# ---------------------------------------------------------------- many parameters: modules, worst first
+
+def module_of(param: Any) -> str:
+    """A parameter's module: its name up to the last ``.`` (``encoder.layers.3.attn.q_proj`` for
+    ``encoder.layers.3.attn.q_proj.weight``), the name itself when it has no ``.``."""
+    p = str(param)
+    return p.rsplit(".", 1)[0] if "." in p else p
+
+
+def worst_modules(params: pd.Series, bad: pd.Series, far: pd.Series, max_rows: int) -> tuple[list[int], dict[str, int]]:
+    """Which rows of a per-parameter table to show when it has more than ``max_rows``.
+
+    Parameters are grouped by module (:func:`module_of`); modules are ranked worst first: the most
+    parameters flagged ``bad`` (dead, frozen), then the largest ``far`` (how far a parameter's value is
+    from the typical one, e.g. ``|log10(norm / median)|``), then model order. Whole modules are taken in
+    that order while they fit, the first one that does not fit cut to its worst parameters; within a
+    module, rows keep their order. Returns the row positions to show (modules worst first) and
+    ``{"params": ..., "modules": ...}`` left out (modules with at least one parameter not shown).
+    All rows, in order, when they fit.
+    """
+    n = len(params)
+    if n <= max_rows:
+        return list(range(n)), {"params": 0, "modules": 0}
+    d = pd.DataFrame({"module": [module_of(p) for p in params], "bad": np.asarray(bad, dtype=bool),
+                      "far": np.nan_to_num(np.asarray(far, dtype=float), nan=0.0), "pos": np.arange(n)})
+    agg = d.groupby("module", sort=False).agg(bad=("bad", "sum"), far=("far", "max"), first=("pos", "min"))
+    agg = agg.sort_values(["bad", "far", "first"], ascending=[False, False, True], kind="stable")
+    keep: list[int] = []
+    for module in agg.index:
+        rows = d[d["module"] == module]
+        room = max_rows - len(keep)
+        if room <= 0:
+            break
+        if len(rows) > room:
+            rows = rows.sort_values(["bad", "far", "pos"], ascending=[False, False, True]).head(room).sort_values("pos")
+        keep += rows["pos"].tolist()
+    shown = set(keep)
+    left = d[~d["pos"].isin(shown)]
+    return keep, {"params": int(len(left)), "modules": int(left["module"].nunique())}
+
+
+def distance_from_median(values: Any) -> np.ndarray:
+    """``|log10(v / median)|`` of the positive finite values (0 for the others): how unusual each is."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v) & (v > 0)
+    out = np.zeros(len(v))
+    if ok.any():
+        logs = np.log10(v[ok])
+        out[ok] = np.abs(logs - np.median(logs))
+    return out
+
+
+# ---------------------------------------------------------------- every logged scalar: panels by name prefix
+
+#: Per-parameter norms: drawn by the gradient plots (``run.grads``), not as metrics panels.
+PARAM_NORMS = frozenset({"grad_norm", "weight_norm", "update_norm", "update_ratio", "weight_norm_before"})
+
+
+def name_prefix(raw_name: Any) -> str:
+    """The group a logged name belongs to: its first ``/``-separated part with the slash
+    (``metrics/`` for ``metrics/mAP50(B)``, ``val/`` for ``val/rmse_loss``), ``""`` without one."""
+    raw = str(raw_name).strip("/")
+    return raw.split("/", 1)[0] + "/" if "/" in raw else ""
+
+
+def metric_panels(run: Any, prefix: str | None = None) -> pd.DataFrame:
+    """One row per panel of the "all metrics" small multiples: every logged scalar series of ``run``.
+
+    A panel is one canonical name (``run.series``) with all its phases (train / val / test drawn in
+    it by colour) and, for a value logged per param group (``lr`` of ``pg0``, ``pg1``), its groups;
+    per-parameter norms are left to the gradient plots (``run.grads``). Columns: ``group`` (the figure:
+    the name's prefix, :func:`name_prefix`, of its first raw name in phase order; a prefix only one
+    panel has goes to the ``""`` group, the figure of names without a prefix), ``prefix`` (its own),
+    ``name``, ``title`` (the raw names as logged), ``phases``, ``params``, ``raw_names``, ``role``,
+    ``points`` (of its longest phase / group) and ``kind``: ``"curve"``, or ``"value"`` for a series
+    logged at most once per phase (shown as a value, not a plot). Ordered by group (prefixes in order,
+    ``""`` last), then role and name as ``run.series``. ``prefix``: only that group's rows (``"metrics"``
+    or ``"metrics/"``; ``""`` for the names without a prefix).
+    """
+    cat = run.series
+    cols = ["group", "prefix", "name", "title", "phases", "params", "raw_names", "role", "points", "kind"]
+    rows: dict[str, dict[str, Any]] = {}
+    order_phase: dict[str | None, int] = {p: i for i, p in enumerate(PHASE_ORDER)}
+    if len(cat):
+        for r in cat.itertuples(index=False):
+            name = str(r.name)
+            p = rows.setdefault(name, {"name": name, "phases": [], "raws": [], "params": (), "role": r.role,
+                                       "points": 0})
+            phase = None if r.phase is None or (isinstance(r.phase, float) and np.isnan(r.phase)) else str(r.phase)
+            if phase not in p["phases"]:
+                p["phases"].append(phase)
+            p["raws"].append((order_phase.get(phase, len(PHASE_ORDER)), tuple(str(x) for x in r.raw_names)))
+            if p["role"] == "summary":                   # a summary row's role only when nothing else is logged
+                p["role"] = r.role
+            p["points"] = max(p["points"], int(r.points))
+    s = one_rank(run.scalars)
+    if "param" in s.columns and s["param"].notna().any():
+        grouped = s[s["param"].notna().to_numpy(dtype=bool) & ~s["name"].astype(str).isin(PARAM_NORMS).to_numpy()]
+        if len(grouped):
+            counts = grouped.groupby([grouped["name"].astype(str), grouped["param"].astype(str)],
+                                     observed=True).size()
+            raws = grouped.groupby(grouped["name"].astype(str), observed=True)["raw_name"].agg(
+                lambda v: tuple(sorted({str(x) for x in v})))
+            for name, n in counts.groupby(level=0):
+                p = rows.setdefault(name, {"name": name, "phases": [None], "raws": [], "params": (), "role": "other",
+                                           "points": 0})
+                p["params"] = tuple(n.index.get_level_values(1))
+                p["raws"].append((len(PHASE_ORDER) + 1, raws[name]))
+                p["points"] = max(p["points"], int(n.max()))
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    out = []
+    for name, p in rows.items():
+        raws = [x for _, rs in sorted(p["raws"], key=lambda t: t[0]) for x in rs]
+        raws = list(dict.fromkeys(raws))
+        pre = next((name_prefix(x) for x in raws if name_prefix(x)), "")
+        phases = sorted(p["phases"], key=lambda ph: order_phase.get(ph, len(PHASE_ORDER)))
+        title = ", ".join(raws[:2]) + (f" (+{len(raws) - 2})" if len(raws) > 2 else "") if raws else name
+        out.append({"prefix": pre, "name": name, "title": title, "phases": tuple(phases), "params": p["params"],
+                    "raw_names": tuple(raws), "role": p["role"], "points": p["points"],
+                    "kind": "value" if p["points"] <= 1 else "curve"})
+    df = pd.DataFrame(out)
+    sizes = df["prefix"].map(df["prefix"].value_counts())
+    df["group"] = np.where((df["prefix"] != "") & (sizes >= 2), df["prefix"], "")
+    from ..series import ROLES
+    role_rank = df["role"].map(lambda r: ROLES.index(r) if r in ROLES else len(ROLES))
+    df = df.assign(_g=df["group"].eq(""), _gk=df["group"].map(_natural), _r=role_rank,
+                   _nk=df["name"].map(_natural)).sort_values(["_g", "_gk", "_r", "_nk"], kind="stable")
+    df = df.reset_index(drop=True)[cols]
+    if prefix is not None:
+        want = prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
+        df = df[(df["group"] == want) | ((df["prefix"] == want) & (want != ""))].reset_index(drop=True)
+    return df
+
+
+def _natural(text: Any) -> tuple:
+    """A sort key reading the numbers in a name as numbers: ``metric_2`` before ``metric_10``."""
+    import re
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(text)) if t)
+
+
+def metric_groups(run: Any) -> list[str]:
+    """The groups of :func:`metric_panels` (one figure each), in order; ``""`` is the names without a prefix."""
+    return list(dict.fromkeys(metric_panels(run)["group"]))

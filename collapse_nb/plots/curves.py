@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 
 from .. import timeaxis
-from . import _data
+from . import _data, _frames
 from .objective import has_objective, objective_curves
-from ._common import (PHASE_COLORS, RESTART_COLOR, THRESHOLD_COLOR, MissingDataError, check_run, fmt_num, legend,
-                      mark_restarts, new_axes, note_unplaced, plain_log_axis)
+from ._common import (PHASE_COLORS, RESTART_COLOR, THRESHOLD_COLOR, MissingDataError, check_run, draw_lines, fmt_num,
+                      legend, mark_restarts, new_axes, note_unplaced, plain_log_axis)
 
 _X_CHOICES = ("auto", "step", "epoch")
 
@@ -61,7 +61,76 @@ def _time_title(tl: timeaxis.Timeline) -> str:
     return {"step": " (steps)", "batch": " (counted batches)", "epoch": " (fractional epochs)"}.get(tl.kind or "", "")
 
 
-def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False) -> Any:
+def metric_rows(data: Any, name: str, func: str) -> tuple[pd.DataFrame, str]:
+    """The rows of metric ``name`` a curve draws, and the axis label, from a Run or a DataFrame.
+
+    A Run, or a long scalars table (several runs concatenated with a ``run`` column: one Run each):
+    :func:`collapse_nb.plots._data.metric_points` per run (its own time axis; the label says each
+    run's when they differ), with a ``run`` column. A placed table (``x, value``, as
+    :func:`collapse_nb.plots.metric_over_time` gives; a ``name`` column, if any, is filtered on
+    ``name``) is drawn where it is, ``attrs["xlabel"]`` naming its axis."""
+    _frames.check_input(data, func)
+    if isinstance(data, pd.DataFrame) and not _frames.is_long(data):
+        if not {"x", "value"} <= set(data.columns):
+            raise MissingDataError(f"{func}() takes a Run, a long scalars table (run.scalars: name, value and the "
+                                   "time columns) or a placed table (x, value: metric_over_time); the DataFrame has: "
+                                   f"{', '.join(map(str, data.columns)) or 'no columns'}")
+        d = data[(data["name"] == name).to_numpy(dtype=bool)] if "name" in data.columns else data
+        if d.empty:
+            raise MissingDataError(f"{func}() needs rows of {name!r}; the DataFrame has none")
+        return d, str(data.attrs.get("xlabel", "x"))
+    parts, labels, unplaced = [], {}, {}
+    for k, run in _frames.as_runs(data, func):
+        d, label = _data.metric_points(run, name)
+        unplaced.update(d.attrs.get("unplaced", {}))
+        if d.empty:
+            continue
+        parts.append(d.assign(run=k) if k is not None else d)
+        labels[k] = label
+    if not parts:
+        raise MissingDataError(f"{func}() needs {name!r} rows in run.scalars (a step, batch or epoch each); "
+                               "none were logged")
+    d = pd.concat(parts, ignore_index=True)
+    d.attrs["unplaced"] = unplaced
+    return d, _frames.axis_label(labels)
+
+
+def _tidy_curve(data: Any, name: str, func: str, ax: Any, hue: str | None, logy: bool, ylabel: str,
+                title: str) -> Any:
+    """A metric drawn as seaborn draws ``lineplot(data, x=..., y="value", hue=hue)``: coloured by ``hue``
+    (default: ``run`` for several runs, else ``phase`` for the loss, ``param`` for the lr), a second
+    grouping (phase, or the per-step vs per-epoch level) as the line style."""
+    d, xlabel = metric_rows(data, name, func)
+    several = _frames.RUN_COLUMN in d.columns and d[_frames.RUN_COLUMN].nunique(dropna=False) > 1
+    if hue is None:
+        hue = _frames.RUN_COLUMN if several else ("param" if name == "lr" else "phase")
+    if hue not in d.columns:
+        raise ValueError(f"{func}(): hue={hue!r} is not a column of the rows drawn (they have: "
+                         f"{', '.join(map(str, d.columns))})")
+    style = None
+    for cand in ("phase", "param", "level"):
+        if cand != hue and cand in d.columns and d[cand].astype(object).nunique(dropna=False) > 1:
+            style = cand
+            break
+    ax = new_axes(ax, (9, 4.5))
+    names = timeaxis.short_sources(d[hue].dropna().astype(str)) if hue == "source" else None
+    draw_lines(ax, d, hue, style=style, name=name if hue in ("phase",) else "", level_names=names)
+    _mark_nonfinite(ax, d["x"].to_numpy(float), d["value"].to_numpy(float), f"NaN/inf {name}")
+    if not several:
+        mark_restarts(ax, _data.segment_starts(d))
+    note_unplaced(ax, d.attrs.get("unplaced", {}))
+    if logy:
+        ax.set_yscale("log")
+        plain_log_axis(ax.yaxis)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel + (" (log scale)" if logy else ""))
+    ax.set_title(f"{title} by {hue}")
+    ax.grid(True, alpha=0.3)
+    legend(ax)
+    return ax
+
+
+def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, hue: str | None = None) -> Any:
     """Train / val / test loss over training time (``x="step"``) or per epoch (``x="epoch"``).
 
     Requires: a ``loss`` in ``run.scalars`` (``x="step"``) or ``<phase>_loss`` columns in
@@ -79,7 +148,16 @@ def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False) -
     Dashed vertical lines mark restarts (segments); NaN/inf losses are marked with red crosses at
     the top. ``logy``: log scale on the loss axis. Returns the axes; raises
     :class:`MissingDataError` without data.
+
+    ``run`` may also be a DataFrame, and ``hue`` a column to colour by (as seaborn's ``lineplot``): a
+    long scalars table (``run.scalars``; several runs' concatenated with a ``run`` column, each placed
+    on its own time axis) or a placed table (``x, value`` and the hue column, as
+    :func:`collapse_nb.plots.metric_over_time` gives). ``hue`` (``"phase"``, ``"run"``, ``"source"``,
+    ...): one colour per value, a second grouping (phase, or per-step vs per-epoch) as the line style;
+    default ``"run"`` for several runs, else ``"phase"``. ``x`` applies to a Run without ``hue``.
     """
+    if hue is not None or isinstance(run, pd.DataFrame):
+        return _tidy_curve(run, "loss", "loss_curves", ax, hue, logy, "loss", "Loss over training")
     check_run(run, "loss_curves")
     _check_x(x, "loss_curves")
     s = run.scalars
@@ -100,6 +178,7 @@ def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False) -
                                    f"{', '.join(map(str, run.epochs.columns)) or 'no columns'})")
     ax = new_axes(ax, (9, 4.5))
     if x == "step":
+        assert d is not None                  # x is "step" only when the per-step table was read above
         tl = timeaxis.metric_timeline(run, "loss")
         files = list(dict.fromkeys(f for fs in d["sources"] for f in fs))
         short = timeaxis.short_sources(files)
@@ -159,7 +238,8 @@ def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False) -
     return ax
 
 
-def lr_curve(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, show_config: bool = True) -> Any:
+def lr_curve(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, show_config: bool = True,
+             hue: str | None = None) -> Any:
     """The learning rate over training time or epochs, one line per param group (and file).
 
     Requires: ``lr`` rows in ``run.scalars`` (``x="step"``) or ``lr``/``lr_<group>`` columns in
@@ -169,7 +249,12 @@ def lr_curve(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, show
     files give the lr, each line names its file and the second and further are dashed / dotted.
     ``show_config`` adds the configured ``learning_rate`` (``run.config``) as a dotted line.
     Returns the axes; raises :class:`MissingDataError` without data.
+
+    ``run`` may also be a DataFrame and ``hue`` a column to colour by, as for :func:`loss_curves`
+    (default hue: ``"run"`` for several runs, else ``"param"``, the param group).
     """
+    if hue is not None or isinstance(run, pd.DataFrame):
+        return _tidy_curve(run, "lr", "lr_curve", ax, hue, logy, "learning rate", "Learning rate")
     check_run(run, "lr_curve")
     _check_x(x, "lr_curve")
     d = _data.metric_over_time(run, "lr")

@@ -4,84 +4,174 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .. import timeaxis
-from . import _data
-from ._common import (THRESHOLD_COLOR, MissingDataError, check_run, fmt_num, mark_restarts, new_axes,
-                      note_unplaced)
+from . import _data, _frames
+from ._common import (THRESHOLD_COLOR, MissingDataError, draw_lines, fmt_num, mark_restarts, new_axes, note_unplaced,
+                      split_axes)
 
 PRED_COLOR = "#1f77b4"
 TARGET_COLOR = "#7f7f7f"
 RATIO_COLOR = "#9467bd"
+WARNING_COLOR = "#ff7f0e"
 
 
-def output_std(run: Any, ax: Any = None, phase: str | None = None, threshold: float = 0.1, ratio: bool = True,
-               logy: bool = True) -> Any:
-    """Prediction std vs target std over time, and their ratio against a collapse threshold.
+def collapse_thresholds() -> tuple[float, float]:
+    """The variance_collapse check's default ``(critical_ratio, warning_ratio)``: the bands of the ratio panel."""
+    from ..checks.variance_collapse import VarianceCollapse
+    c = VarianceCollapse()
+    return float(c.critical_ratio), float(c.warning_ratio)
+
+
+def _outputs_rows(data: Any, phase: str | None, func: str) -> tuple[Any, str | None, str]:
+    """The outputs to draw (``x`` placed), the phase chosen and the axis label, from a Run or a DataFrame."""
+    if _frames.is_run(data):
+        o, phase = _data.outputs_over_time(data, phase)
+        tl = timeaxis.table_timeline(data, data.outputs)
+        return o, phase, (tl.label if tl.kind else "epoch")
+    _frames.require_columns(data, ("pred_std", "target_std"), func, "an outputs table (run.outputs)")
+    o = data
+    if "phase" in o.columns and len(o):
+        ph = o["phase"].astype(object)
+        if phase is None:
+            phase = "train" if (ph == "train").any() else None
+        if phase is not None:
+            o = o[(ph == phase).to_numpy(dtype=bool)]
+    o, label = _frames.place(o)
+    if "std_ratio" not in o.columns:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            o = o.assign(std_ratio=pd.to_numeric(o["pred_std"], errors="coerce")
+                         / pd.to_numeric(o["target_std"], errors="coerce"))
+    return o, phase, label
+
+
+def output_std(run: Any, ax: Any = None, phase: str | None = None, threshold: float | None = None,
+               ratio: bool = True, logy: bool = True, warning: float | None = None, hue: str | None = None,
+               ratio_ax: Any = None) -> Any:
+    """Prediction std vs target std over time and, in a panel below (shared x), their ratio against
+    the variance_collapse check's bands.
 
     Requires: ``pred_std`` and ``target_std`` in ``run.outputs`` (``std_ratio`` is their ratio), drawn
     on the time axis of the file they come from (:func:`collapse_nb.plots.table_timeline`; the title
     names that file when other files logged outputs too, see ``run.meta["table_sources"]``).
-    ``phase``: which rows (default: train when logged, else all). With ``ratio``, the ratio
-    ``pred_std / target_std`` is drawn on a twin axis on the right, available as
-    ``ax.right_ax`` (as pandas does for ``secondary_y``), with a dashed line at ``threshold``:
-    below it the model predicts almost the same value for every input. ``logy``: log scale on
-    both axes (the default, since a collapsed spread is orders of magnitude below the target's).
-    Returns the (left) axes; raises :class:`MissingDataError` without data.
+    ``phase``: which rows (default: train when logged, else all). ``logy``: log scale (the default,
+    since a collapsed spread is orders of magnitude below the target's).
+
+    With ``ratio``, the ratio ``pred_std / target_std`` has its own panel under the spreads, sharing
+    their x axis (``ax.ratio_ax``; the area of ``ax`` is divided, or give ``ratio_ax``): a red band
+    below ``threshold`` (collapsed: the check's ``critical_ratio``), an orange one up to ``warning``
+    (its ``warning_ratio``) and a dotted line at 1 (the same spread). Both default to the
+    variance_collapse check's thresholds (:func:`collapse_thresholds`); the panel's y range is set by
+    the ratio and the bands, so moving a threshold moves only its band.
+
+    ``run`` may also be a DataFrame: ``run.outputs`` (time columns; several runs concatenated with a
+    ``run`` column, each placed on its own rows' time axis) or ``outputs_over_time``'s table (an
+    ``x``). ``hue``: a column to colour by (``"run"``, ``"source"``, ``"phase"``), prediction std solid
+    and target std dashed in each colour (default: ``"run"`` for several runs).
+    Returns the top axes; raises :class:`MissingDataError` without data.
     """
-    check_run(run, "output_std")
-    if not (isinstance(threshold, (int, float)) and threshold > 0):
-        raise ValueError(f"output_std(): threshold must be a positive number; got {threshold!r}")
-    o, phase = _data.outputs_over_time(run, phase)
+    _frames.check_input(run, "output_std")
+    critical, warn = collapse_thresholds()
+    threshold = critical if threshold is None else threshold
+    for name, v in (("threshold", threshold), ("warning", warning)):
+        if v is not None and not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+            raise ValueError(f"output_std(): {name} must be a positive number; got {v!r}")
+    warning = warn if warning is None else warning
+    o, phase, xlabel = _outputs_rows(run, phase, "output_std")
     have = [c for c in ("pred_std", "target_std") if c in o.columns and o[c].notna().any()]
     if not have:
+        n = len(run.outputs) if _frames.is_run(run) else len(run)
         raise MissingDataError("output_std needs pred_std and target_std in run.outputs (prediction / target "
-                               f"mean and std logged per batch); run.outputs has {len(run.outputs)} rows and no "
+                               f"mean and std logged per batch); run.outputs has {n} rows and no "
                                f"std values{f' for phase {phase!r}' if phase else ''}")
-    tl = timeaxis.table_timeline(run, run.outputs)
-    ax = new_axes(ax, (9, 4.5))
-    for i, (_, g) in enumerate(o.groupby("segment", sort=True)):
-        first = i == 0
-        if "pred_std" in have:
-            ax.plot(g["x"], g["pred_std"], color=PRED_COLOR, linewidth=1.4,
-                    label="prediction std" if first else "_nolegend_")
-        if "target_std" in have:
-            ax.plot(g["x"], g["target_std"], color=TARGET_COLOR, linewidth=1.4,
-                    label="target std" if first else "_nolegend_")
+    several = _frames.RUN_COLUMN in o.columns and o[_frames.RUN_COLUMN].nunique(dropna=False) > 1
+    if hue is None and several:
+        hue = _frames.RUN_COLUMN
+    if hue is not None and hue not in o.columns:
+        raise ValueError(f"output_std(): hue={hue!r} is not a column of the outputs (they have: "
+                         f"{', '.join(map(str, o.columns))})")
+    ax = new_axes(ax, (9, 6.0 if ratio else 4.5))
+    bottom = None
+    if ratio and len(have) == 2:
+        bottom = ratio_ax if ratio_ax is not None else split_axes(ax, 2, 1, height_ratios=[3, 2], sharex=True)[1]
+        if ratio_ax is not None:
+            bottom.sharex(ax)
+        ax.ratio_ax = bottom
+    if hue is None:
+        for i, (_, g) in enumerate(o.groupby("segment", sort=True) if "segment" in o.columns else [(0, o)]):
+            first = i == 0
+            if "pred_std" in have:
+                ax.plot(g["x"], g["pred_std"], color=PRED_COLOR, linewidth=1.4,
+                        label="prediction std" if first else "_nolegend_")
+            if "target_std" in have:
+                ax.plot(g["x"], g["target_std"], color=TARGET_COLOR, linewidth=1.4,
+                        label="target std" if first else "_nolegend_")
+    else:
+        names = timeaxis.short_sources(o[hue].dropna().astype(str)) if hue == "source" else None
+        for col, word in (("pred_std", "prediction std"), ("target_std", "target std")):
+            if col in have:
+                lines = draw_lines(ax, o, hue, y=col, name=word, level_names=names)
+                if col == "target_std":
+                    for ln in lines:
+                        ln.set_linestyle("--")
     if logy:
         ax.set_yscale("log")
-    handles, labels = ax.get_legend_handles_labels()
-    if ratio and len(have) == 2:
-        right = ax.twinx()
-        ax.right_ax = right                     # type: ignore[attr-defined]
-        for i, (_, g) in enumerate(o.groupby("segment", sort=True)):
-            r = g["std_ratio"].to_numpy(float)
-            ok = np.isfinite(r)
-            right.plot(g["x"].to_numpy(float)[ok], r[ok], color=RATIO_COLOR, linewidth=1.2, linestyle="--",
-                       label="pred std / target std (right)" if i == 0 else "_nolegend_")
-        right.axhline(threshold, color=THRESHOLD_COLOR, linestyle=":", linewidth=1.6,
-                      label=f"collapse threshold {fmt_num(threshold)} (right)")
-        if logy:
-            right.set_yscale("log")
-        lo, hi = right.get_ylim()
-        right.set_ylim(lo, max(hi, threshold * (3 if logy else 1.3)))     # the threshold never at the edge
-        right.set_ylabel("pred std / target std" + (" (log scale)" if logy else ""), color=RATIO_COLOR)
-        right.tick_params(axis="y", colors=RATIO_COLOR)
-        h2, l2 = right.get_legend_handles_labels()
-        handles, labels = handles + h2, labels + l2
-    mark_restarts(ax, _data.segment_starts(o))
+    if bottom is not None:
+        _ratio_panel(bottom, o, hue, threshold, warning, logy)
+        bottom.set_xlabel(xlabel)
+        ax.tick_params(axis="x", labelbottom=False)
+        if not several:
+            mark_restarts(ax, _data.segment_starts(o))
+            mark_restarts(bottom, _data.segment_starts(o))
+    else:
+        ax.set_xlabel(xlabel)
+        if not several:
+            mark_restarts(ax, _data.segment_starts(o))
     note_unplaced(ax, o.attrs.get("unplaced", {}))
-    h3, l3 = ax.get_legend_handles_labels()
-    extra = [(h, lab) for h, lab in zip(h3, l3) if lab not in labels]
-    top = getattr(ax, "right_ax", ax)          # the twin is drawn over ax: its legend stays visible
-    top.legend(handles + [h for h, _ in extra], labels + [lab for _, lab in extra], fontsize=8, loc="best")
-    ax.set_xlabel(tl.label if tl.kind else "epoch")
+    ax.legend(fontsize=8, loc="best")
     ax.set_ylabel("standard deviation" + (" (log scale)" if logy else ""))
     files = list(dict.fromkeys(o["source"].astype(str))) if "source" in o.columns else []
     shown = [phase] if phase else []
-    if files and "outputs" in run.meta.get("table_sources", {}):       # other files were left out: say which
+    if _frames.is_run(run) and files and "outputs" in run.meta.get("table_sources", {}):  # others left out: say
         short = timeaxis.short_sources(files)
         shown.append(", ".join(short[f] for f in files))
-    ax.set_title("Prediction vs target spread" + (f" ({'; '.join(shown)})" if shown else ""))
+    ax.set_title("Prediction vs target spread" + (f" ({'; '.join(shown)})" if shown else "")
+                 + (f" by {hue}" if hue else ""))
     ax.grid(True, alpha=0.3)
     return ax
+
+
+def _ratio_panel(ax: Any, o: Any, hue: str | None, threshold: float, warning: float, logy: bool) -> None:
+    """The std ratio with the collapse bands: red below ``threshold``, orange up to ``warning``."""
+    if hue is None:
+        for i, (_, g) in enumerate(o.groupby("segment", sort=True) if "segment" in o.columns else [(0, o)]):
+            r = g["std_ratio"].to_numpy(float)
+            ok = np.isfinite(r)
+            ax.plot(g["x"].to_numpy(float)[ok], r[ok], color=RATIO_COLOR, linewidth=1.3,
+                    label="pred std / target std" if i == 0 else "_nolegend_")
+    else:
+        draw_lines(ax, o, hue, y="std_ratio", name="std ratio")
+    r = o["std_ratio"].to_numpy(float)
+    r = r[np.isfinite(r) & ((r > 0) if logy else np.isfinite(r))]
+    lo_data = float(r.min()) if r.size else threshold
+    hi_data = float(r.max()) if r.size else 1.0
+    marks = [threshold, warning, 1.0]
+    if logy:
+        ax.set_yscale("log")
+        lo, hi = min(lo_data, *marks) / 2.5, max(hi_data, *marks) * 2.5
+    else:
+        span = max(hi_data, *marks) - 0.0
+        lo, hi = min(0.0, lo_data), max(hi_data, *marks) + 0.1 * span
+    ax.set_ylim(lo, hi)
+    ax.axhspan(lo, threshold, color=THRESHOLD_COLOR, alpha=0.13, linewidth=0,
+               label=f"below {fmt_num(threshold)}: collapsed (critical)")
+    if warning > threshold:
+        ax.axhspan(threshold, warning, color=WARNING_COLOR, alpha=0.15, linewidth=0,
+                   label=f"{fmt_num(threshold)} to {fmt_num(warning)}: warning")
+    ax.axhline(threshold, color=THRESHOLD_COLOR, linestyle=":", linewidth=1.4,
+               label=f"collapse threshold {fmt_num(threshold)}")
+    ax.axhline(1.0, color=TARGET_COLOR, linestyle=":", linewidth=1.0, label="1: same spread as the targets")
+    ax.set_ylabel("pred std / target std" + ("\n(log scale)" if logy else ""))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, borderaxespad=0.2)

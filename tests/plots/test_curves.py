@@ -147,7 +147,9 @@ def test_loss_curves_errors(tmp_path):
     with pytest.raises(ValueError, match="x must be one of 'auto', 'step', 'epoch'; got 'time'"):
         plots.loss_curves(example_run(), x="time")
     with pytest.raises(TypeError, match="needs a collapse_nb Run"):
-        plots.loss_curves(example_run().epochs)
+        plots.loss_curves([1.0, 2.0])
+    with pytest.raises(plots.MissingDataError, match="takes a Run, a long scalars table"):
+        plots.loss_curves(example_run().epochs)            # a wide table: not one plots take
     only_epochs = collapse_nb.load(write_jsonl(tmp_path / "e.jsonl", no_step_rows()))
     with pytest.raises(plots.MissingDataError, match="Try x='epoch'"):
         plots.loss_curves(only_epochs, x="step")

@@ -327,8 +327,9 @@ def _drop_leftovers(where: Path, keep: set[str]) -> None:
 def run_key(files: list[Path], fmt: str | None, extra: Any = None) -> str | None:
     """The key of a run's triage row: the keys of all its files (path, size, mtime, inode), the format asked for,
     ``extra`` (the thresholds, an MLflow run id), the code's fingerprint; None when a file cannot be stat'ed."""
-    keys = [_key(f, fmt) for f in sorted(files)]
-    if any(k is None for k in keys):
+    maybe = [_key(f, fmt) for f in sorted(files)]
+    keys = [k for k in maybe if k is not None]
+    if len(keys) != len(maybe):
         return None
     text = json.dumps([LAYOUT, code_fingerprint(), [dataclasses.astuple(k) for k in keys], fmt or "", extra],
                       default=str)

@@ -3,7 +3,8 @@
 :func:`triage_folder` finds the runs where it is called (:func:`collapse_nb.discovery.find_runs`: a walk of the
 folders, no log is read), then each task reads one run (through the read cache, :mod:`collapse_nb.cache`),
 diagnoses it once, returns its triage row (kept in the cache too, keyed by all the run's files and the thresholds:
-a run none of whose files changed is not read or diagnosed again, unless its dataset is being written) and, with ``out``, writes its partitions of the Parquet dataset
+a run none of whose files changed is not read or diagnosed again, unless its dataset is being written) and, with
+``out``, writes its partitions of the Parquet dataset
 (:mod:`collapse_nb.dataset`) from where it runs. The table is the one :meth:`collapse_nb.Runs.triage` gives.
 Dask is optional (``pip install "dask[distributed]"``); without a ``client`` the tasks run here, one by one.
 """

@@ -96,12 +96,14 @@ class Comparison:
         else:
             out.append("Curves: the two runs log no curve in common (or too few points to compare).")
         if len(self.checks):
-            shown = "; ".join(f"{r.check} {r.run} here, {r.reference} in {ref}" for r in self.checks.head(4).itertuples())
+            shown = "; ".join(f"{r.check} {r.run} here, {r.reference} in {ref}"
+                              for r in self.checks.head(4).itertuples())
             out.append(f"Checks: {len(self.checks)} verdict(s) differ: {shown}.")
         else:
             out.append("Checks: no verdict differs.")
         if len(self.params):
-            shown = "; ".join(f"{r.param} {r.metric} {_g(r.run)} vs {_g(r.reference)}" for r in self.params.head(3).itertuples())
+            shown = "; ".join(f"{r.param} {r.metric} {_g(r.run)} vs {_g(r.reference)}"
+                              for r in self.params.head(3).itertuples())
             out.append(f"Parameters: {self.params['param'].nunique()} behave differently: {shown}.")
         return out + list(self.notes)
 
@@ -155,7 +157,8 @@ def _flat_config(run: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for _, cfg in sorted((run.meta.get("config_raw") or {}).items()):
         for k, v in cfg.items():
-            if not (IDENTITY.match(str(k).rsplit(".", 1)[-1]) or IDENTITY.match(str(k))) and not (isinstance(v, str) and len(v) > 80):
+            identity = IDENTITY.match(str(k).rsplit(".", 1)[-1]) or IDENTITY.match(str(k))
+            if not identity and not (isinstance(v, str) and len(v) > 80):
                 out.setdefault(str(k), v)
     return out
 
@@ -207,7 +210,7 @@ def _scatter(v: np.ndarray) -> float:
 def _curves_of(run: Any) -> list[tuple[str, str, str, str | None, str | None]]:
     """``(label, phase, name, eval_set, direction)`` of the curves worth comparing."""
     cat = getattr(run, "series", pd.DataFrame())
-    out = []
+    out: list[tuple[str, str, str, str | None, str | None]] = []
     if cat is None or cat.empty:
         return out
     for r in cat.itertuples():
@@ -290,7 +293,7 @@ def curve_differences(run: Any, references: list, k_noise: float = 3.0, rel_floo
     return pd.DataFrame(rows, columns=cols)
 
 
-def _noise(references: list, key: tuple, level: str, t: np.ndarray, va: np.ndarray, sa: np.ndarray,
+def _noise(references: list, key: tuple[str, str, str | None], level: str, t: np.ndarray, va: np.ndarray, sa: np.ndarray,
            vb: np.ndarray, sb: np.ndarray) -> tuple[float, str]:
     """Run-to-run spread of the references on ``t`` when there are several, else the two curves' scatter."""
     if len(references) > 1:
@@ -421,7 +424,9 @@ def _g(x: Any) -> str:
 
 
 def _v(x: Any) -> str:
-    return _g(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else repr(x) if isinstance(x, str) else str(x)
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return _g(x)
+    return repr(x) if isinstance(x, str) else str(x)
 
 
 def _has_tabulate() -> bool:

@@ -173,6 +173,7 @@ def _pair_rows(a, b, atol: float, rtol: float, chunk: int, bufs) -> list[dict[st
     for key in list(ka) + [k for k in kb if k not in ka]:
         ra, rb = ka.get(key), kb.get(key)
         ref = rb or ra
+        assert ref is not None          # the key is in one of them
         row: dict[str, Any] = {"param": ref.name, "state": ref.state, "checkpoint_from": a.id, "checkpoint_to": b.id,
                                "step_from": a.step, "step_to": b.step, "epoch_from": a.epoch, "epoch_to": b.epoch,
                                "shape": ref.shape, "dtype": dtype_name(ref.dtype), "numel": math.prod(ref.shape)}

@@ -7,7 +7,8 @@
 2. Inside a run, subfolders that hold a part of it stay part of it: checkpoints (``checkpoint-*``,
    ``checkpoints``, ``ckpt*``, ``weights``), TensorBoard folders (``tb``, ``tensorboard``, ``events``,
    ``logs``; and the folders a TensorBoard writer adds beside its event file, which hold event files only:
-   ``add_scalars``' per-key folders ``loss_train/`` or ``loss/train/``, ``add_hparams``' timestamp folder), W&B's ``files``/``logs``/``tmp``, MLflow's
+   ``add_scalars``' per-key folders ``loss_train/`` or ``loss/train/``, ``add_hparams``' timestamp folder), W&B's
+   ``files``/``logs``/``tmp``, MLflow's
    ``metrics``/``params``/``tags``/``artifacts`` (everything below a part is part too: ``metrics/train/``),
    and any subfolder that holds no log of its own (only checkpoints or configuration).
 3. A subfolder of a run that holds logs of its own and is not such a part is a run of its own

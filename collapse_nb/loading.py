@@ -7,7 +7,7 @@ import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -183,11 +183,11 @@ def _is_dcp_shard(path: Path) -> bool:
 def _read_file(path: Path, fmt: str | None, cache: ReadCache | None) -> ReadResult:
     """:func:`_read_one` through the ``cache``: a file unchanged since it was read is not read again."""
     key = cache.key(path, fmt) if cache is not None else None
-    hit = cache.get(key) if key is not None else None
+    hit = cache.get(key) if cache is not None and key is not None else None
     if hit is not None and hit[0] == "read":
         return hit[1]
     r = _read_one(path, fmt)
-    if key is not None:
+    if cache is not None and key is not None:
         cache.put(key, ("read", r))
     return r
 
@@ -201,6 +201,7 @@ def _read_one(path: Path, fmt: str | None) -> ReadResult:
     encoding = _wide_encoding(head) or ("cr" if _cr_only(head) else None)
     if encoding is not None:
         return _read_converted(path, fmt, encoding)
+    reader: Reader | None
     if fmt is not None:
         reader = get_reader(fmt)
     else:
@@ -397,19 +398,19 @@ def read_folder_files(folder: Path, files: Iterable[Path], format: str | None,
     """Read the files of one folder (or one run): what no reader recognises, or what cannot be read, goes to
     ``ignored`` with the reason; raises :class:`NothingReadableError` when no training log remains. With a
     ``cache`` (:mod:`collapse_nb.cache`), a file read before and unchanged is neither sniffed nor read."""
-    found = []
+    found: list[ReadResult] = []
     for f in files:
         key = cache.key(f, format) if cache is not None else None
-        outcome = cache.get(key) if key is not None else None
+        outcome = cache.get(key) if cache is not None and key is not None else None
         if outcome is None:
             outcome, keep = _examine(f, format)
-            if keep and key is not None:
+            if keep and cache is not None and key is not None:
                 cache.put(key, outcome)
         kind, value = outcome
         if kind == "read":
-            found.append(value)
+            found.append(cast(ReadResult, value))       # _examine's ("read", ReadResult)
         elif kind == "ignored":
-            ignored.append({"source": _name(str(f)), "reason": value})
+            ignored.append({"source": _name(str(f)), "reason": str(value)})
     if not any(not get_reader(r.format).is_config for r in found):
         detail = "; ".join([f"only configuration: {', '.join(r.source for r in found)}"] * bool(found) +
                            [f"{i['source']}: {i['reason']}" for i in ignored[:10]]) or "it is empty"
@@ -451,7 +452,10 @@ def read_database_run(db: Path, run_id: str | None) -> ReadResult:
 
 def assemble(results: list[ReadResult], ignored: list[dict[str, str]]) -> Run:
     """The :class:`Run` of files already read (by :func:`_read_one` or :func:`read_folder_files`)."""
-    frames, files, restarts, notes = [], [], [], []
+    frames: list[pd.DataFrame] = []
+    files: list[dict[str, Any]] = []
+    restarts: list[dict[str, Any]] = []
+    notes: list[str] = []
     config_parts, config_raw = [], {}
     extra: dict[str, list[pd.DataFrame]] = {}
     for r in results:
@@ -528,7 +532,7 @@ def _disagreeing_files(scalars: pd.DataFrame, limit: int = 20) -> list[str]:
         return []
     per = s.groupby(["name", "phase"], observed=True, dropna=False)["source"].nunique()
     out = []
-    for (name, phase), n in per[per > 1].head(limit).items():
+    for name, phase in per[per > 1].head(limit).index:
         rows = s[(s["name"] == name) & ((s["phase"] == phase) if phase == phase and phase is not None
                                         else s["phase"].isna())]
         wide = rows.groupby(["step", "source"], observed=True)["value"].mean().unstack("source")
@@ -548,15 +552,15 @@ def _disagreeing_files(scalars: pd.DataFrame, limit: int = 20) -> list[str]:
 
 def _resumes(frames: list[pd.DataFrame], fmts: list[str], sources: list[str]) -> list[dict]:
     """Files of one format whose steps continue each other: ``{"source", "after", "step"}`` per resumed file."""
-    spans = {}
+    spans: dict[str, list[tuple[float, float, str]]] = {}
     for df, fmt, src in zip(frames, fmts, sources):
         if len(df) and "step" in df and df["step"].notna().any():
             st = pd.to_numeric(df["step"], errors="coerce").dropna()
             spans.setdefault(fmt, []).append((float(st.min()), float(st.max()), src))
     out = []
-    for fmt, sp in spans.items():
+    for sp in spans.values():
         sp.sort()
-        for (lo0, hi0, s0), (lo1, hi1, s1) in zip(sp, sp[1:]):
+        for (lo0, hi0, s0), (lo1, _hi1, s1) in zip(sp, sp[1:]):
             if lo1 >= hi0 and lo1 > lo0:
                 out.append({"source": s1, "after": s0, "step": int(lo1)})
     return out

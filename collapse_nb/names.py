@@ -36,8 +36,10 @@ PHASE_WORDS = {
 }
 
 # A phase word at the start or end of a name, separated by / _ - . or a space.
-_PHASE_PREFIX = re.compile(r"^(?P<p>train|training|trn|val|valid|validation|eval|evaluation|dev|test|testing|predict|prediction)(?:[/_.\- ]+)(?P<rest>.+)$", re.I)
-_PHASE_SUFFIX = re.compile(r"^(?P<rest>.+?)(?:[/_.\- ]+)(?P<p>train|training|val|valid|validation|eval|test|testing)$", re.I)
+_PHASE_PREFIX = re.compile(r"^(?P<p>train|training|trn|val|valid|validation|eval|evaluation|dev|test|testing|predict"
+                           r"|prediction)(?:[/_.\- ]+)(?P<rest>.+)$", re.I)
+_PHASE_SUFFIX = re.compile(r"^(?P<rest>.+?)(?:[/_.\- ]+)(?P<p>train|training|val|valid|validation|eval|test|testing)$",
+                           re.I)
 
 #: Canonical metric name -> spellings (compared after lower-casing and
 #: normalising separators to ``_``). Order matters only for documentation.
@@ -88,7 +90,8 @@ _TRUE_STAT = re.compile(rf"^(?:[a-z0-9]+_){{0,2}}{_TRUE_WORDS}(?:_[a-z0-9]+){{0,
 _PER_PARAM_PREFIX = re.compile(
     r"^(?P<kind>grad_norm|grad-norm|gradnorm|gradients?|grads?|grad_norms|weight_norm|param_norm|parameters?|"
     r"weights?|update_norm|update_ratio|lr|lr-\w+|learning_rate)[/:](?P<param>.+)$", re.I)
-_PER_PARAM_SUFFIX = re.compile(r"^(?P<param>.+)[/:](?P<kind>grad_norm|weight_norm|update_norm|update_ratio|grad)$", re.I)
+_PER_PARAM_SUFFIX = re.compile(r"^(?P<param>.+)[/:](?P<kind>grad_norm|weight_norm|update_norm|update_ratio|grad)$",
+                               re.I)
 _KIND_TO_NAME = {
     "grad_norm": "grad_norm", "grad-norm": "grad_norm", "gradnorm": "grad_norm", "gradient": "grad_norm",
     "gradients": "grad_norm", "grad": "grad_norm", "grads": "grad_norm", "grad_norms": "grad_norm",

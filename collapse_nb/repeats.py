@@ -7,7 +7,8 @@ the files of the same format by the rows they hold (name, phase, epoch, batch, s
 whose rows all appear in a larger one is a snapshot of it and is read once (through the larger file);
 a file whose first or last lines, and only those, repeat a larger one (where a resumed run overlaps the
 old one) keeps the rest. Values that merely coincide elsewhere in a file are kept, and so are the files of
-other ranks of a distributed run (``rank_0.log``, ``rank_1.log``: the rank is part of a row's identity). Each file dropped or trimmed is
+other ranks of a distributed run (``rank_0.log``, ``rank_1.log``: the rank is part of a row's identity). Each file
+dropped or trimmed is
 said in the notes, with how many of its rows were repeats and of which file.
 """
 from __future__ import annotations

@@ -204,7 +204,7 @@ def resumed_chain(run: Run, folders: list[RunFolder]) -> list[str] | None:
         return None
     source = s["source"].astype(str)
     spans = []
-    for m, rf in sorted(matches, key=lambda mr: int(mr[0]["n"])):
+    for _m, rf in sorted(matches, key=lambda mr: int(mr[0]["n"])):
         inside = source.map(lambda src, root=str(rf.path): src == root or src.startswith(root + os.sep))
         span = _span(s.loc[inside.to_numpy(dtype=bool), "step"])
         if span is None:

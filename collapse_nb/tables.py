@@ -158,7 +158,8 @@ def detect_segments(df: pd.DataFrame) -> tuple[pd.Series, list[dict]]:
     """Number the restarted runs appended to one file.
 
     A new segment starts at a line where, for the same metric (name, param,
-    phase) of the same rank (ranks of a distributed run log the same steps), the step goes back (or repeats on another line) while the epoch
+    phase) of the same rank (ranks of a distributed run log the same steps), the step goes back (or repeats on
+    another line) while the epoch
     does not move on (a step counted within each epoch is not a restart), or
     the epoch goes back, or the batch goes back within the same epoch. Returns the segment of
     every row (0-based) and the restarts found (the line each starts at).

@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .checks.exploding_gradients import ExplodingGradients
+from .checks.vanishing_gradients import VanishingGradients
+
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
 INITS = ("default", "xavier", "kaiming", "small", "large")
 NORMS = ("none", "batch", "layer")
-from .checks.exploding_gradients import ExplodingGradients
-from .checks.vanishing_gradients import VanishingGradients
 
 #: first-layer / last-layer gradient norm below this is "vanishing", above ``EXPLODING`` "exploding": the
 #: thresholds of the checks themselves (AUTOTRAINER's beta_1 and beta_3), never copies of them
@@ -146,7 +147,8 @@ class TeachingResult:
         scalars = normalise_raw(raw, source)
         meta = {"files": [{"source": source, "format": "teaching", "rows": len(scalars), "skipped": {},
                            "skipped_text": "recorded in memory", "notes": []}],
-                "formats": ["teaching"], "config": {"learning_rate": self.config.lr, "batch_size": self.config.batch_size},
+                "formats": ["teaching"],
+                "config": {"learning_rate": self.config.lr, "batch_size": self.config.batch_size},
                 "restarts": [], "notes": []}
         return Run(scalars=scalars, meta=meta)
 

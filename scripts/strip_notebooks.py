@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             nbformat.write(strip(nb), path)
             print(f"stripped {path}")
     if args.check and dirty:
-        print("notebooks with outputs: " + ", ".join(str(p) for p in dirty) + " (run python scripts/strip_notebooks.py)")
+        print("notebooks with outputs: " + ", ".join(str(p) for p in dirty)
+              + " (run python scripts/strip_notebooks.py)")
         return 1
     return 0
 

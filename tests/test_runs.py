@@ -9,7 +9,8 @@ import pytest
 import collapse_nb as cnb
 from collapse_nb.discovery import find_runs
 
-CSV = "epoch,step,train_loss_step,val_loss\n" + "".join(f"{s // 10},{s},{1.0 / (s + 1):.4f},\n" for s in range(0, 50, 5))
+CSV = ("epoch,step,train_loss_step,val_loss\n"
+       + "".join(f"{s // 10},{s},{1.0 / (s + 1):.4f},\n" for s in range(0, 50, 5)))
 
 
 def _write(path, text):

@@ -538,8 +538,8 @@ class Recorder:
             zero: list[float | None] = [None] * m
             for i, numel in act_numel.items():
                 mean[i], std[i] = vals[("act", i)]
-                zero[i] = vals[("act0", i)][0]
-                zero[i] = (numel - zero[i]) / numel if numel else math.nan
+                nonzero = vals[("act0", i)][0]
+                zero[i] = (numel - nonzero) / numel if numel else math.nan
             rec["act_mean"], rec["act_std"], rec["act_frac_zero"] = mean, std, zero
             if not act_numel and self.recorded >= 1:
                 self._warn_once("acts", "collapse_nb Recorder: no watched module ran with grad enabled before "

@@ -39,7 +39,7 @@ def foreach_norms(tensors: Sequence[torch.Tensor | None]) -> list[tuple[list[int
     out = []
     with torch.no_grad():
         for (_device, dtype, layout), idx in _group(tensors).items():
-            ts = [tensors[i] for i in idx]
+            ts = [t for t in (tensors[i] for i in idx) if t is not None]     # _group leaves the Nones out
             if layout != torch.strided:       # sparse gradients (nn.Embedding(sparse=True))
                 norms = [t.coalesce().values().float().norm() if t.is_sparse else t.float().norm() for t in ts]
             else:
@@ -64,7 +64,7 @@ def copy_tensors(tensors: Sequence[torch.Tensor], out: list[torch.Tensor] | None
     ok = out is not None and len(out) == len(tensors) and all(
         o.shape == t.shape and o.dtype == t.dtype and o.device == t.device and o.layout == t.layout
         for o, t in zip(out, tensors))
-    dst = list(out) if ok else [torch.empty_like(t, memory_format=torch.preserve_format) if t.layout == torch.strided
+    dst = list(out) if ok and out is not None else [torch.empty_like(t, memory_format=torch.preserve_format) if t.layout == torch.strided
                                 else t.detach().clone() for t in tensors]
     with torch.no_grad():
         for (_d, _dt, layout), idx in _group(tensors).items():

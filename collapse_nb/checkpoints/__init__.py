@@ -21,6 +21,7 @@ it do, and say what to install when it is missing.
 """
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from pathlib import Path
@@ -254,7 +255,7 @@ def open_index(path: Path) -> "Checkpoint":
         wanted = {k for k, v in weight_map.items() if v == shard}
         if kind_of(sp) == "safetensors":
             h, found, meta = _safetensors_refs(sp, wanted)
-            ck._closers.append(lambda h=h: h.__exit__(None, None, None))
+            ck._closers.append(functools.partial(h.__exit__, None, None, None))
             ck.mapped.extend(file_mappings(sp))
         else:
             loaded = safe_torch_load(sp)

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 
 import torch
 
@@ -171,7 +171,7 @@ def is_state_dict(obj: Any) -> bool:
     return tensors > other
 
 
-def _is_optimizer_state(obj: Any) -> bool:
+def _is_optimizer_state(obj: Any) -> TypeGuard[Mapping]:
     return isinstance(obj, Mapping) and "state" in obj and "param_groups" in obj
 
 
@@ -205,7 +205,7 @@ def _kind(name: str, t: torch.Tensor) -> str | None:
 
 def find_tensors(obj: Any) -> list[tuple[str, str, torch.Tensor, str | None]]:
     """``(state, name, tensor, kind)`` of every model tensor in a loaded checkpoint (see module doc)."""
-    groups: list[tuple[str, list[tuple[str, torch.Tensor, str | None]]]] = []
+    groups: list[tuple[str, Sequence[tuple[str, torch.Tensor, str | None]]]] = []
 
     def visit(value: Any, where: str, depth: int) -> None:
         if _is_module(value):
@@ -246,15 +246,21 @@ def strip_prefixes(names: list[str]) -> tuple[list[str], list[str]]:
     return names, notes
 
 
+def _in_memory(t: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """A :class:`TensorRef`'s ``load`` for a tensor already loaded."""
+    return lambda: t
+
+
 def tensor_refs(obj: Any) -> tuple[list[TensorRef], list[str]]:
     """The model tensors of a loaded object as :class:`TensorRef` (prefixes stripped per group)."""
     found = find_tensors(obj)
-    refs, notes = [], []
+    refs: list[TensorRef] = []
+    notes: list[str] = []
     for state in dict.fromkeys(s for s, _, _, _ in found):
         items = [(n, t, k) for s, n, t, k in found if s == state]
         names, why = strip_prefixes([n for n, _, _ in items])
         notes.extend(f"{w}{f' (in {state!r})' if state else ''}" for w in why)
-        refs.extend(TensorRef(name, state, kind, tuple(t.shape), t.dtype, (lambda t=t: t))
+        refs.extend(TensorRef(name, state, kind, tuple(t.shape), t.dtype, _in_memory(t))
                     for name, (_, t, kind) in zip(names, items))
     return refs, notes
 

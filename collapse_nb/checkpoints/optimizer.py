@@ -130,7 +130,7 @@ def _adam(st: Mapping, g: Mapping, bufs: _Buffers, chunk: int, release: Ranges) 
     raw_max = st.get("max_exp_avg_sq") if g.get("amsgrad") else None
     m, v = m.detach(), v.detach()
     same = not (isinstance(raw_max, torch.Tensor) and raw_max.shape == v.shape)   # v is the denominator's
-    vmax = v if same else raw_max.detach()
+    vmax = v if same or not isinstance(raw_max, torch.Tensor) else raw_max.detach()
     t, lr, eps = _float(st.get("step")), _float(g.get("lr")), _float(g.get("eps"))
     betas = g.get("betas")
     b1, b2 = (_float(betas[0]), _float(betas[1])) if isinstance(betas, (tuple, list)) and len(betas) == 2 \

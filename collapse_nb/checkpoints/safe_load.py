@@ -32,7 +32,6 @@ whole.
 from __future__ import annotations
 
 import _compat_pickle
-import io
 import pickle
 import pickletools
 import re
@@ -42,7 +41,7 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar, cast
 
 import torch
 from torch._utils import IMPORT_MAPPING, NAME_MAPPING
@@ -90,8 +89,8 @@ def is_dangerous(full_name: str) -> bool:
     Python 2 spellings count as what Python 3 would read them as (``commands`` is ``subprocess``).
     """
     module, _, name = full_name.rpartition(".")
-    py3 = _compat_pickle.NAME_MAPPING.get((module, name))
-    py3 = ".".join(py3) if py3 else f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
+    mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+    py3 = ".".join(mapped) if mapped else f"{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}"
     for full in {full_name, py3}:
         if full in DENY_NAMES:
             return True
@@ -110,6 +109,11 @@ class Placeholder:
 
     _cnb_name: ClassVar[str] = "?"
     _cnb_mode: ClassVar[str] = "object"      # "object", or "dict"/"list" for container subclasses
+    # set per instance by __new__ and __setstate__
+    _cnb_args: tuple[Any, ...]
+    _cnb_kwargs: dict[str, Any]
+    _cnb_state: Any
+    _cnb_calls: list[tuple[tuple[Any, ...], dict[str, Any]]]
 
     def __new__(cls, *args: Any, **kwargs: Any):
         if cls._cnb_mode == "dict":
@@ -135,7 +139,7 @@ class Placeholder:
         return f"<placeholder {self._cnb_name}>"
 
 
-def make_placeholder(module: str, name: str, mode: str = "object") -> type:
+def make_placeholder(module: str, name: str, mode: str = "object") -> type[Placeholder]:
     """A fresh placeholder class whose ``__module__``/``__qualname__`` are ``module``/``name``."""
     return type(name.rsplit(".", 1)[-1], (Placeholder,), {
         "__module__": module, "__qualname__": name, "_cnb_name": f"{module}.{name}", "_cnb_mode": mode})
@@ -239,7 +243,7 @@ def _mapped(module: str, name: str) -> tuple[str, str]:
     return IMPORT_MAPPING.get(module, module), name
 
 
-def _globals_in(stream: io.BufferedIOBase) -> list[tuple[str, str]]:
+def _globals_in(stream: IO[bytes]) -> list[tuple[str, str]]:
     """``(module, name)`` of every GLOBAL / INST / STACK_GLOBAL in one pickle; stops at STOP."""
     found: list[tuple[str, str]] = []
     strings: list[str] = []            # string pushes so far, for STACK_GLOBAL
@@ -253,12 +257,12 @@ def _globals_in(stream: io.BufferedIOBase) -> list[tuple[str, str]]:
         elif "UNICODE" in kind:
             strings.append(str(arg))
         elif kind in ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
-            index = n_memo if kind == "MEMOIZE" else int(arg)
+            index = n_memo if kind == "MEMOIZE" else cast(int, arg)      # the memo index of a PUT
             n_memo += kind == "MEMOIZE"
             if strings:
                 memo[index] = strings[-1]
-        elif kind in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
-            strings.append(memo[int(arg)])
+        elif kind in ("BINGET", "LONG_BINGET", "GET") and cast(int, arg) in memo:
+            strings.append(memo[cast(int, arg)])
         elif kind == "STACK_GLOBAL" and len(strings) >= 2:
             found.append((strings[-2], strings[-1]))
     return found
@@ -385,7 +389,7 @@ def safe_torch_load(path: str | Path) -> Loaded:
     path = Path(path)
     info = scan(path)
     allowed = _torch_allowed()
-    classes: dict[str, type] = {}
+    classes: dict[str, type[Placeholder]] = {}
     for module, name in info.globals:
         full = f"{module}.{name}"
         if full in allowed or full in classes:

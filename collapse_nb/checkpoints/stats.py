@@ -171,7 +171,7 @@ def _raw_bytes(x: torch.Tensor) -> memoryview:
     x = x.reshape(-1)
     if x.numel() and x.stride(0) != 1:       # a lone element can keep a stride other than 1
         x = x.clone(memory_format=torch.contiguous_format)
-    return memoryview(x.view(torch.uint8).numpy())
+    return x.view(torch.uint8).numpy().data      # the array's bytes, as memoryview(array) gives them
 
 
 def tensor_stats(t: torch.Tensor, *, chunk: int = CHUNK, digest: bool = True, release: Ranges = (),
@@ -287,7 +287,8 @@ def params_table(ck, *, chunk: int | None = None) -> pd.DataFrame:
     Tensors are read one at a time; the pages of a file-backed one are released after it.
     Tensors that are views of the same storage region (tied weights) are read once.
     """
-    rows, seen, bufs = [], {}, _Buffers(1)
+    seen: dict[tuple, dict] = {}           # storage region -> its stats (tied weights are read once)
+    rows, bufs = [], _Buffers(1)
     for ref in ck.tensors:
         t = ref.load()
         try:

@@ -210,7 +210,10 @@ def _split_stray_quotes(text: str, delim: str, k: int, rows: list, starts: np.nd
     Without this, one unbalanced ``"`` would swallow every following line into one cell.
     """
     physical = _LINEBREAK.split(text)
-    new_rows, new_starts, new_ends, new_errors = [], [], [], {}
+    new_rows: list = []
+    new_starts: list[int] = []
+    new_ends: list[int] = []
+    new_errors: dict[int, str] = {}
     for i, row in enumerate(rows):
         s, e = int(starts[i]), int(ends[i])
         parts = list(csv.reader(physical[s - 1:e], delimiter=delim, quoting=csv.QUOTE_NONE,
@@ -261,9 +264,9 @@ def parse_table(path: Path) -> Table:
     for i in np.flatnonzero(lengths == k + 1):  # a trailing delimiter on a data line
         if not rows[i][-1].strip():
             rows[i], good[i] = rows[i][:k], True
-    for i, err in errors.items():
-        good[i] = False
-        skipped.add(int(starts[i]), f"unparseable row ({err})")
+    for row, err in errors.items():
+        good[row] = False
+        skipped.add(int(starts[row]), f"unparseable row ({err})")
     truncated_end = not text.endswith(("\n", "\r"))
     for i in np.flatnonzero(~good):
         if i not in errors:

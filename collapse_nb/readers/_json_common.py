@@ -162,7 +162,8 @@ def _list_items(name: str, values: list, notes: ListNotes) -> Iterator[tuple[str
     if len(values) > MAX_LIST_LEN:
         notes.too_long[name] = len(values)
         return
-    nums = [_float(x) if is_number(x) else special_float(x) for x in values]
+    # every value is a number or a special float's text (checked above): none of them gives None
+    nums = [x for x in (_float(v) if is_number(v) else special_float(v) for v in values) if x is not None]
     if any(math.isinf(x) and not isinstance(v, float) for x, v in zip(nums, values) if is_number(v)):
         notes.huge.add(name)
     if any(x == -1.0 for x in nums):
@@ -260,7 +261,7 @@ def iter_array_records(text: str, skipped: SkipLog, start: int = 0) -> Iterator[
             why = ("nested too deeply for the JSON parser" if isinstance(exc, TooDeepError) else
                    "not valid JSON" + (" (file cut off)" if truncated else ""))
             skipped.add(line_of(pos), why, text[pos:pos + 200].strip())
-            if truncated:
+            if nxt is None:
                 return
             pos = nxt.start()
             continue

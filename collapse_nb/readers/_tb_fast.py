@@ -24,7 +24,7 @@ try:                                   # optional dependency
     import numba
     AVAILABLE = True
 except Exception:                      # pragma: no cover - exercised where numba is missing
-    numba = None
+    numba = None                       # type: ignore[assignment]  # (a module or None: AVAILABLE says which)
     AVAILABLE = False
 
 

@@ -18,7 +18,8 @@ import pyarrow.compute as pc
 
 from . import _text_grammar as g
 
-_NUM = r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
+_NUM = (r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+        r"|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)")
 _SIMPLE_RE = rf"^[ \t]*[A-Za-z_][^:=|,;\n]*?[ \t]*[:=][ \t]*(?:{_NUM})\s*$"
 _SUBJECT_RE = r"^[ \t]*[A-Za-z_][\w.\-/\[\]]*[ \t]*:\s*$"
 _SPACE = np.zeros(256, dtype=bool)
@@ -54,7 +55,7 @@ class Chunk:
 
 REASON_TEXT = "no numeric value (message text)"
 REASON_NON_NUMERIC = "non-numeric value"
-_PHASES = {"train": 0, "val": 1, "test": 2}
+_PHASES: dict[str | None, int] = {"train": 0, "val": 1, "test": 2}
 _EMPTY_I64 = np.empty(0, np.int64)
 
 
@@ -130,14 +131,14 @@ class Columns:
             return pd.unique(self.key).tolist()
         f_first = pd.Series(np.arange(len(self.f_key))).groupby(self.f_key).first()
         s_first = pd.Series(np.arange(len(self.key))).groupby(self.key).first()
-        at = {}
+        at: dict[int, int] = {}
         for c, i in f_first.items():
             at[int(c)] = int(self.f_line[i]) + self.first_line
         for c, i in s_first.items():
             ln = int(self.line[i])
             if int(c) not in at or ln < at[int(c)]:
                 at[int(c)] = ln
-        return sorted(at, key=at.get)
+        return sorted(at, key=at.__getitem__)
 
 
 class SlowOut:
@@ -150,9 +151,17 @@ class SlowOut:
         self._code = {k: i for i, k in enumerate(self.keys)}
         self.ts_list: list[str] = []
         self.rows: list[tuple] = []                 # (line, key, param, value, ts) arrays, in bulk
-        self._rl, self._rk, self._rp, self._rv, self._rt = [], [], [], [], []
+        self._rl: list[int] = []        # line
+        self._rk: list[int] = []        # key code
+        self._rp: list[int] = []        # parse index
+        self._rv: list[float] = []      # value
+        self._rt: list[int] = []        # timestamp index (-1: none)
         self.events: list[tuple] = []               # (line, epoch, batch, step, phase) arrays, in bulk
-        self._el, self._ee, self._eb, self._es, self._ep = [], [], [], [], []
+        self._el: list[int] = []        # line
+        self._ee: list[float] = []      # epoch
+        self._eb: list[float] = []      # batch
+        self._es: list[float] = []      # step
+        self._ep: list[int] = []        # phase code
         self.sections: list[np.ndarray] = []       # in bulk
         self._sec: list[int] = []
         self.text_values: list[tuple[int, str, str, int]] = []
@@ -193,8 +202,8 @@ class SlowOut:
             self._ep.append(code + OWN_PHASE if code >= 0 and p.kind == "values" and p.context else code)
         if p.kind == "section":
             self._sec.append(ln)
-        for k, v in p.text_values:
-            self.text_values.append((ln, k, v, pi))
+        for key, text in p.text_values:
+            self.text_values.append((ln, key, text, pi))
 
     def finish(self, out: Columns, n_lines: int, fast_rows: tuple | None, text_of, first_line: int) -> Columns:
         """Everything into ``out``; ``fast_rows`` = (0-based line, key, param, value) of the fast lines
@@ -238,10 +247,10 @@ class SlowOut:
         allln = np.concatenate(lines)
         order = np.argsort(allln, kind="stable")
         allln, rcode = allln[order], rcode[order]
-        first = {}
+        first: dict[int, int] = {}
         for r in np.unique(rcode):
             first[int(r)] = int(np.flatnonzero(rcode == r)[0])
-        for r in sorted(first, key=first.get):         # by first occurrence, as SkipLog would count them
+        for r in sorted(first, key=first.__getitem__):         # by first occurrence, as SkipLog would count them
             out.skip_counts[names[r]] = int(np.count_nonzero(rcode == r))
         for ln, r in zip(allln[:self.MAX_EXAMPLES].tolist(), rcode[:self.MAX_EXAMPLES].tolist()):
             t = texts.get(ln)

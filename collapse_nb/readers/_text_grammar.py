@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 
 from ..names import PHASE_WORDS
 
-NUM = r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)"
+NUM = (r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+       r"|[-+]?(?:nan|NaN|NAN|inf|Inf|INF|infinity|Infinity)")
 _NUM_RE = re.compile(rf"^(?:{NUM})$")
 #: What may follow a number for it to still be a number: a unit, then a boundary.
 _AFTER = r"(?P<unit>%|[a-zA-Zµ]{1,4}(?:/[a-zA-Z]{1,3})?)?(?=[\s,;|)\]}]|$)"
@@ -31,9 +32,10 @@ _AFTER = r"(?P<unit>%|[a-zA-Zµ]{1,4}(?:/[a-zA-Z]{1,3})?)?(?=[\s,;|)\]}]|$)"
 _TS = r"\[?\d{4}[-/]\d\d[-/]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?"
 _LEVEL = r"(?:DEBUG|INFO|WARNING|WARN|ERROR|CRITICAL|FATAL|TRACE)"
 _PREFIX = re.compile(
-    rf"^(?:(?P<ts>{_TS})(?:[^\n]{{0,100}}?\b{_LEVEL}\b(?P<sep>\s*[\]:|\-]+\s*|\s+))?"   # 2024-01-01 12:00:00,123 ... INFO -
+    # 2024-01-01 12:00:00,123 ... INFO -
+    rf"^(?:(?P<ts>{_TS})(?:[^\n]{{0,100}}?\b{_LEVEL}\b(?P<sep>\s*[\]:|\-]+\s*|\s+))?"
     rf"|{_LEVEL}:[\w.<>]+:"                                                         # INFO:root:
-    r"|[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+\s+\S+:\d+\]\s?"                          # glog: I1212 11:03:17.693 9724 f.py:80]
+    r"|[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+\s+\S+:\d+\]\s?"      # glog: I1212 11:03:17.693 9724 f.py:80]
     rf"|\[?{_LEVEL}\]?[:\s]\s*)")
 # a logger name right after the level ("__main__: "), but not a metric key ("loss: 0.5")
 _LOGGER = re.compile(r"^\s*(?:[\w<>]+(?:\.[\w<>]+)*)(?::\d+)?\s*(?::|\s-)\s+(?![-+]?[\d.])")
@@ -61,7 +63,8 @@ _PHASE_BEFORE = re.compile(r"(?:^|(?<=[\s,;|(\[]))(?P<word>train|training|val|va
                            r"\s*:?\s+$", re.IGNORECASE)          # "Val Loss=", "Val: loss="
 _SIMPLE = re.compile(rf"^\s*(?P<key>[A-Za-z_][^:=|,;]*?)\s*[:=]\s*(?P<val>{NUM}){_AFTER}\s*$")
 _SPACE_KV = re.compile(rf"^\s*(?P<key>[A-Za-z_][\w./\-]*(?:\s+[A-Za-z_][\w./\-]*){{0,3}})\s+(?P<val>{NUM}){_AFTER}\s*$")
-_SECTION = re.compile(r"^\s*(?:-{3,}|={3,}|#{2,}|\*{3,}|~{3,})\s*(?P<title>[A-Za-z][^=#*~]*?)\s*(?:-{3,}|={3,}|#{2,}|\*{3,}|~{3,})\s*$")
+_SECTION = re.compile(r"^\s*(?:-{3,}|={3,}|#{2,}|\*{3,}|~{3,})\s*(?P<title>[A-Za-z][^=#*~]*?)"
+                      r"\s*(?:-{3,}|={3,}|#{2,}|\*{3,}|~{3,})\s*$")
 _SEPARATOR = re.compile(r"^[\s=\-*#~_+.^|<>]*$")
 _SUBJECT = re.compile(r"^(?P<ind>[ \t]*)(?P<name>[A-Za-z_][\w.\-/\[\]]*)\s*:\s*$")
 _TEXT_VALUE = re.compile(r"^\s*(?P<key>[A-Za-z_][\w.\-/ ]{0,60}?)\s*[:=]\s*(?P<val>\S.{0,200})$")

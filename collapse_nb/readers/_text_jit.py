@@ -23,13 +23,12 @@ import numpy as np
 from . import _text_fast as fast
 from . import _text_grammar as g
 from . import _text_shapes as sh
-from ._text_shapes import MAX_TEMPLATE_LEN
 
 try:                                   # optional dependency
     import numba
     AVAILABLE = True
 except Exception:                      # pragma: no cover - exercised where numba is missing
-    numba = None
+    numba = None                       # type: ignore[assignment]  # (a module or None: AVAILABLE says which)
     AVAILABLE = False
 
 

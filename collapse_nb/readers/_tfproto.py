@@ -7,7 +7,7 @@ plugin's session start straight from the wire format of one record's ``data`` (a
 from __future__ import annotations
 
 import struct
-from typing import Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 import numpy as np
 
@@ -163,7 +163,9 @@ def decode_histogram(buf: bytes, s: int, e: int) -> Histogram:
             _packed(buf, wt, a, b, "<f8", limits if num == 6 else counts)
     if len(limits) != len(counts):
         raise DecodeError(f"histogram has {len(limits)} bucket limits but {len(counts)} counts")
-    return Histogram(*scal, np.asarray(limits, dtype=np.float64), np.asarray(counts, dtype=np.float64))
+    lo, hi, n_values, total, squares = scal
+    return Histogram(lo, hi, n_values, total, squares, np.asarray(limits, dtype=np.float64),
+                     np.asarray(counts, dtype=np.float64))
 
 
 #: TensorFlow DataType -> numpy dtype of its tensor_content, and the TensorProto field of its values.
@@ -174,7 +176,9 @@ _DTYPES = {1: ("<f4", 5), 2: ("<f8", 6), 3: ("<i4", 7), 4: ("u1", 7), 5: ("<i2",
 
 def decode_tensor(buf: bytes, s: int, e: int) -> np.ndarray:
     """A numeric TensorProto as a float64 array of its shape (bfloat16 and half included)."""
-    dtype, shape, content, vals = 0, [], None, []
+    dtype, content = 0, None
+    shape: list[int] = []
+    vals: list[Any] = []             # the values field: ints (varints) or floats, by the data type
     for num, wt, a, b in fields(buf, s, e):
         if num == 1 and wt == 0:
             dtype = a

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Callable, overload
 
 import numpy as np
 
+_crc32c: Callable[..., int] | None       # the crc32c package's function, None without it
 try:
     from crc32c import crc32c as _crc32c
 except ImportError:  # pragma: no cover - exercised by monkeypatching _crc32c in the tests
@@ -47,6 +49,10 @@ def crc32c(data: bytes | memoryview) -> int:
     return crc ^ 0xFFFFFFFF
 
 
+@overload
+def mask(crc: int) -> int: ...
+@overload
+def mask(crc: np.ndarray) -> np.ndarray: ...
 def mask(crc: int | np.ndarray) -> int | np.ndarray:
     """TFRecord's masked CRC: rotate right by 15 bits and add a constant (mod 2**32)."""
     if isinstance(crc, np.ndarray):
@@ -168,8 +174,8 @@ def frame(buf: bytes, jit=None) -> Framing:
     data_all: list[np.ndarray] = []       # the data checksums, where the kernel checked them as it walked
     while pos < n:
         if jit is None:
-            offs, lens, end = _walk(buf, pos, limit)
-            o, ln = np.asarray(offs, dtype=np.int64), np.asarray(lens, dtype=np.int64)
+            walked_offs, walked_lens, end = _walk(buf, pos, limit)
+            o, ln = np.asarray(walked_offs, dtype=np.int64), np.asarray(walked_lens, dtype=np.int64)
             ok = _length_ok(u, o)
         else:
             o, ln, ok, data_ok, end = jit.walk(u, pos, limit)

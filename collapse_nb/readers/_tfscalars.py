@@ -16,7 +16,7 @@ from ._tfrecord import _at
 class FastScalars(NamedTuple):
     """One-scalar Event records decoded together. Row ``i`` is record ``index[i]``."""
 
-    index: np.ndarray
+    index: np.ndarray  # type: ignore[assignment]  # a field named like tuple.index, which it shadows
     wall_time: np.ndarray
     step: np.ndarray
     value: np.ndarray
@@ -29,7 +29,7 @@ def _varints(u: np.ndarray, pos: np.ndarray, width: int) -> tuple[np.ndarray, np
     """The varints at ``pos`` of at most ``width`` bytes: values (uint64), byte counts, and ok."""
     b = _at(u, pos, width)
     term = b < 0x80
-    ok = term.any(axis=1)
+    ok = np.asarray(term.any(axis=1))          # (an array: the stubs allow a scalar)
     nb = term.argmax(axis=1) + 1
     v = (b[:, 0] & 0x7F).astype(np.uint64)
     for j in range(1, width):
@@ -90,8 +90,8 @@ def fast_scalars(buf: bytes, starts: np.ndarray, lengths: np.ndarray) -> FastSca
     step = np.where(has_step, sv.view(np.int64), 0)
     ok |= ~has_step
     p = np.where(has_step, p + 1 + sn, p)
-    for key in (0x2A, 0x0A):                 # Event.summary, then its one Summary.value
-        p, end, fok = _length_field(u, p, key, 4)
+    for field_key in (0x2A, 0x0A):           # Event.summary, then its one Summary.value
+        p, end, fok = _length_field(u, p, field_key, 4)
         ok &= fok & (end == e)
     ts, p, fok = _length_field(u, p, 0x0A, 2)    # Value.tag
     ok &= fok & (p < e)

@@ -191,7 +191,10 @@ def _run_info(conn: sqlite3.Connection, cols: dict[str, set[str]], path: Path, r
     if row is None:
         raise UnreadableFileError(path, f"no MLflow run {run_id!r} in this store")
     name, status, start, end, eid, ename = row
-    seconds = (lambda t: float(t) / 1000.0 if isinstance(t, (int, float)) else None)
+
+    def seconds(t: object) -> float | None:
+        return float(t) / 1000.0 if isinstance(t, (int, float)) else None
+
     return {"name": str(name) if name else None, "status": None if status is None else str(status),
             "start_time": seconds(start), "end_time": seconds(end), "experiment": str(ename or eid)}
 
@@ -243,7 +246,8 @@ def _scalars(m: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 @register
 class MlflowSqliteReader(Reader):
     name = FORMAT
-    description = "MLflow SQLite tracking store (mlflow.db): experiments, runs, metrics, params, tags (one run per load)"
+    description = ("MLflow SQLite tracking store (mlflow.db): experiments, runs, metrics, params, tags "
+                   "(one run per load)")
 
     def sniff(self, head: bytes, path: Path) -> float:
         if is_sqlite(head):

@@ -548,7 +548,8 @@ def _assemble(path: Path, acc: _Acc, engine: Engine) -> ReadResult:
     all_line = np.concatenate([ev_line, r])
     order = np.lexsort((~reset, all_line))
     ev_line = all_line[order]
-    ep, ba, st, ph, seg, _ = _context_states(engine, np.concatenate([ev_e, nan])[order], np.concatenate([ev_b, nan])[order],
+    ep, ba, st, ph, seg, _ = _context_states(engine, np.concatenate([ev_e, nan])[order],
+                                             np.concatenate([ev_b, nan])[order],
                                              np.concatenate([ev_s, nan])[order],
                                              np.concatenate([ev_p, np.full(len(r), -1, np.int8)])[order],
                                              reset[order])

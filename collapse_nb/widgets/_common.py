@@ -21,6 +21,17 @@ from ..tables import GRAD_NAMES
 #: DPI of the PNGs shown in widgets.
 DPI = 80
 
+#: Colours as JupyterLab theme variables, each with a light-theme fallback (classic Notebook, VS Code), so the
+#: widgets' HTML follows the light and the dark theme: a colour per tone of :data:`collapse_nb.findings.TONE`.
+TONE_COLORS = {"bad": "var(--jp-error-color1, #b71c1c)", "warn": "var(--jp-warn-color1, #a65300)",
+               "good": "var(--jp-success-color1, #1e6b23)", "note": "var(--jp-info-color1, #1f4e8c)",
+               "off": "var(--jp-ui-font-color2, #555555)"}
+#: Text, muted text, a card's background and text on a coloured badge.
+FG = "var(--jp-ui-font-color1, #1d2330)"
+MUTED = "var(--jp-ui-font-color2, #666666)"
+CARD_BG = "var(--jp-layout-color2, #f5f5f5)"
+ON_COLOR = "var(--jp-ui-inverse-font-color1, #ffffff)"
+
 
 def require_ipywidgets() -> Any:
     """The ``ipywidgets`` module, or an ImportError saying what to install."""

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import plots, timeaxis
+from ..plots._data import epoch_columns
+from ..plots.objective import has_objective
 from ..diagnose import diagnose
 from ..errors import CollapseNBError
 from ._common import as_run, draw, escape, require_ipywidgets, show
@@ -127,10 +129,16 @@ class RunExplorer:
         self.summary = w.HTML(f"<pre style='white-space:pre-wrap'>{escape(self.run.summary())}</pre>")
         epochs = self.run.epochs["epoch"].dropna() if "epoch" in self.run.epochs else []
         lo, hi = (int(min(epochs)), int(max(epochs))) if len(epochs) else (0, 0)
-        self.x_axis = w.Dropdown(options=["auto", "step", "epoch"], value="auto", description="x axis")
+        self.timeline = timeaxis.metric_timeline(self.run, "loss")
+        options, not_offered = curve_axes(self.run, self.timeline)
+        self.x_axis = w.Dropdown(options=options, value=options[0][1], description="x axis",
+                                 layout=w.Layout(width="360px"),
+                                 disabled=len(options) < 2, style={"description_width": "initial"})
         self.logy = w.Checkbox(value=False, description="log scale", indent=False)
         self.epoch_range = w.IntRangeSlider(value=(lo, hi), min=lo, max=max(hi, lo + 1), description="epochs",
                                             continuous_update=False, disabled=not len(epochs))
+        self.axis_note = w.HTML(not_offered)         # which x axes are not offered for this run, and why
+        self.range_note = w.HTML()                   # where the selected epochs lie on the x axis
         self.curves_out, self.outputs_out = w.Output(), w.Output()
         for c in (self.x_axis, self.logy, self.epoch_range):
             c.observe(lambda _c: self.draw_curves(), names="value")
@@ -141,12 +149,15 @@ class RunExplorer:
         self.panel = FindingsPanel(self.findings)
         self.thresholds = ThresholdExplorer(self.run, "variance_collapse", "critical_ratio")
         self.tabs.children = [self.summary, w.VBox([w.HBox([self.x_axis, self.logy, self.epoch_range]),
-                                                    self.curves_out]),
+                                                    self.axis_note, self.range_note, self.curves_out]),
                               self.outputs_out, self.gradients.widget, self.panel.widget, self.thresholds.widget]
         self.tabs.titles = self.TAB_TITLES
 
     def draw_curves(self) -> None:
-        """Loss and learning-rate curves with the chosen x axis and scale, limited to the epoch range."""
+        """Loss and learning-rate curves with the chosen x axis and scale, limited to the epoch range.
+
+        Per-epoch values sit where the run's :class:`~collapse_nb.timeaxis.Timeline` puts them on either
+        axis: on a fractional-epoch axis epoch ``e`` spans ``[e, e + 1)`` and its values sit at its end."""
         fig = _new_two_row_figure()
         ax_loss, ax_lr = fig.axes
         for plot, ax, kw in ((plots.loss_curves, ax_loss, {"logy": self.logy.value}), (plots.lr_curve, ax_lr, {})):
@@ -155,21 +166,39 @@ class RunExplorer:
             except (plots.MissingDataError, ValueError) as exc:
                 ax.clear()
                 plots.draw_unavailable(exc, ax=ax)
+            else:
+                if self.x_axis.value == "epoch" and self.timeline.kind == "epoch":
+                    place_epoch_values(ax, self.timeline)
+        self.range_note.value = ""
         if not self.epoch_range.disabled:
             limits = self._x_limits(ax_loss)
             for ax in fig.axes:
                 if limits and ax.has_data():
                     ax.set_xlim(*limits)
+            if limits:
+                lo, hi = self.epoch_range.value
+                self.range_note.value = (f"<small>epochs {lo}&ndash;{hi} span x = {limits[0]:.4g} to {limits[1]:.4g} "
+                                         f"on this axis{escape(self._placement_words())}</small>")
         self.curves_figure = fig
         show(self.curves_out, fig)
 
+    def _placement_words(self) -> str:
+        if self.timeline.kind == "epoch":
+            return "; epoch e runs from e to e + 1 and its per-epoch values sit at its end (e + 1)"
+        if self.x_axis.value == "epoch":
+            return "; epoch e's values sit at e"
+        return f"; per-epoch values sit at the last {self.timeline.unit} of their epoch"
+
     def _x_limits(self, ax: Any) -> tuple[float, float] | None:
-        """The x range of the selected epochs: epoch numbers, or logged positions on a step axis."""
+        """The x range of the selected epochs, as the Timeline places them: epoch numbers on a plain epoch
+        axis, else from where epoch ``lo`` begins to where epoch ``hi`` ends."""
         lo, hi = self.epoch_range.value
-        if ax.get_xlabel() == "epoch":
+        tl = self.timeline
+        if self.x_axis.value == "epoch" and tl.kind != "epoch" or tl.kind is None:
             return lo - 0.5, hi + 0.5
-        tl = timeaxis.metric_timeline(self.run, "loss")
         start = tl.epoch_end(0, lo - 1) if lo > self.epoch_range.min else math.nan   # where epoch lo begins
+        if tl.kind == "epoch":
+            start = float(lo)
         end = tl.epoch_end(0, hi)
         if math.isnan(end):
             return None
@@ -179,6 +208,54 @@ class RunExplorer:
         from IPython.display import display
 
         display(self.widget)
+
+
+def curve_axes(run: Any, tl: Any = None) -> tuple[list[tuple[str, str]], str]:
+    """The x axes the curves tab offers for ``run`` (``(label, value)`` options for ``loss_curves(x=value)``)
+    and an escaped HTML note naming those not offered and why. Only axes that draw something different
+    are offered: per step (on the loss's own time axis) when the loss was logged per step or batch, per
+    epoch when ``run.epochs`` has a loss column."""
+    tl = tl if tl is not None else timeaxis.metric_timeline(run, "loss")
+    s = run.scalars
+    if not (s["name"] == "loss").any() and has_objective(run):
+        return [("as logged (the loss's components)", "auto")], ("<small>one x axis: the loss is drawn from its "
+                                                                 "components as they were logged</small>")
+    d = plots.metric_over_time(run, "loss")
+    per_step = bool(len(d) and (d["level"] == "step").any())
+    cols = epoch_columns(run.epochs, "loss")
+    per_epoch = any(run.epochs[c].notna().any() for c in cols.values())
+    words = {"step": "per step (x: step)", "batch": "per batch (x: counted batches)",
+             "epoch": "per step and batch (x: fractional epochs)"}
+    options: list[tuple[str, str]] = []
+    missing: list[str] = []
+    if per_step:
+        options.append((words.get(tl.kind or "", "per step"), "step"))
+    else:
+        missing.append("per step: no loss was logged per step or batch")
+    if per_epoch:
+        options.append(("per epoch (x: epoch)", "epoch"))
+    else:
+        missing.append("per epoch: run.epochs has no loss column")
+    if not options:
+        return [("no loss logged", "auto")], "<small>no loss was logged: there is no curve to draw</small>"
+    note = "; ".join(missing)
+    return options, (f"<small>not offered: {escape(note)}</small>" if note else "")
+
+
+def place_epoch_values(ax: Any, tl: Any) -> None:
+    """Move what ``loss_curves(x="epoch")`` drew at epoch ``e`` to where ``tl`` (a fractional-epoch
+    Timeline) places epoch ``e``'s values, so both views of the curves tab agree."""
+    import numpy as np
+    import pandas as pd
+
+    for line in ax.get_lines():
+        x_is_data, _ = line.get_transform().contains_branch_seperately(ax.transData)
+        xs = np.asarray(line.get_xdata(), dtype=float)
+        if x_is_data and xs.size:
+            line.set_xdata(tl.positions(pd.DataFrame({"epoch": xs})))
+    ax.relim()
+    ax.autoscale_view()
+    ax.set_xlabel("epoch (per-epoch values at the epoch's end, as on the per-step axis)")
 
 
 def _new_two_row_figure() -> Any:

@@ -15,12 +15,11 @@ import pandas as pd
 
 from ..diagnose import root_causes
 from ..diagnose import order_findings
-from ..findings import SEVERITIES, Finding
-from ._common import escape, require_ipywidgets
+from ..findings import SEVERITIES, TONE, Finding, by_severity, finding_label
+from ._common import CARD_BG, FG, MUTED, ON_COLOR, TONE_COLORS, escape, require_ipywidgets
 
-#: Background, text colour per severity.
-SEVERITY_COLORS = {"critical": ("#fdecea", "#b71c1c"), "warning": ("#fff4e5", "#a65300"),
-                   "info": ("#e8f1fb", "#1f4e8c"), "ok": ("#edf7ed", "#1e6b23")}
+#: Card background, accent colour per severity: JupyterLab theme variables (light and dark), with fallbacks.
+SEVERITY_COLORS = {s: (CARD_BG, TONE_COLORS[TONE[s]]) for s in SEVERITIES}
 EVIDENCE_ROWS = 15
 
 
@@ -35,18 +34,18 @@ def evidence_html(df: pd.DataFrame, rows: int = EVIDENCE_ROWS) -> str:
     if df is None or df.empty:
         return ""
     shown = df.head(rows).astype(object).map(_cell)
-    more = f"<div style='color:#666'>… {len(df) - rows} more rows</div>" if len(df) > rows else ""
+    more = f"<div style='color:{MUTED}'>… {len(df) - rows} more rows</div>" if len(df) > rows else ""
     return shown.to_html(index=False, escape=True, border=0, classes="cnb-evidence") + more
 
 
 def finding_html(f: Finding, evidence: bool = True) -> str:
     """One finding as an escaped HTML block: severity badge, title, summary, actions, evidence."""
-    bg, fg = SEVERITY_COLORS.get(f.severity, ("#f5f5f5", "#333"))
+    bg, accent = SEVERITY_COLORS.get(f.severity, (CARD_BG, TONE_COLORS["off"]))
     parts = [f"<div class='cnb-finding cnb-{escape(f.severity)}' data-code='{escape(f.code)}' "
-             f"style='border-left:5px solid {fg};background:{bg};padding:6px 10px;margin:6px 0'>",
-             f"<span style='background:{fg};color:white;border-radius:3px;padding:1px 6px;font-size:85%'>"
-             f"{escape(f.severity.upper())}</span> <b>{escape(f.title)}</b> "
-             f"<code style='color:#666'>{escape(f.code)}</code>"]
+             f"style='border-left:5px solid {accent};background:{bg};color:{FG};padding:6px 10px;margin:6px 0'>",
+             f"<span style='background:{accent};color:{ON_COLOR};border-radius:3px;padding:1px 6px;font-size:85%'>"
+             f"{escape(finding_label(f).upper())}</span> <b>{escape(f.title)}</b> "
+             f"<code style='color:{MUTED}'>{escape(f.code)}</code>"]
     if f.summary:
         parts.append(f"<div style='margin-top:4px'>{escape(f.summary)}</div>")
     if f.actions:
@@ -61,22 +60,28 @@ def finding_html(f: Finding, evidence: bool = True) -> str:
 
 def root_causes_html(findings: Iterable[Finding]) -> str:
     """The ranked root causes (:func:`collapse_nb.root_causes`) as an escaped HTML table ("" when none)."""
+    from ..report.verdict import part_percents
+
     rc = root_causes(findings)
-    rc = rc[rc["share"] > 0]
+    pct, rest = part_percents(rc)
+    rc = rc.assign(part=[f"{p}%" for p in pct])[[s > 0 for s in rc["share"]]]
     if rc.empty:
         return ""
-    t = rc[["rank", "code", "severity", "share", "explains"]].assign(share=rc["share"].map(lambda s: f"{s:.0%}"))
-    return "<h4 style='margin:6px 0'>Root causes, ranked</h4>" + t.to_html(index=False, escape=True, border=0)
+    t = rc[["rank", "code", "severity", "part", "explains"]].rename(columns={"part": "part of the failure"})
+    note = (f"<div style='color:{MUTED}'>Parts of the observed failure: with what no finding explains ({rest}%) they "
+            f"add up to 100%.</div>")
+    return ("<h4 style='margin:6px 0'>Root causes, ranked</h4>" + t.to_html(index=False, escape=True, border=0)
+            + note)
 
 
 def findings_html(findings: Iterable[Finding], severities: Iterable[str] = SEVERITIES, evidence: bool = True,
                   causes: bool = True) -> str:
     """The findings of the given ``severities`` as HTML (problems first), with the root-cause ranking on top."""
-    findings = order_findings(findings)
+    findings = by_severity(order_findings(findings))
     keep = set(severities)
     shown = [f for f in findings if f.severity in keep]
     counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}" for s in SEVERITIES)
-    head = f"<div style='color:#444'>{len(findings)} finding(s): {escape(counts)}; showing {len(shown)}.</div>"
+    head = f"<div style='color:{MUTED}'>{len(findings)} finding(s): {escape(counts)}; showing {len(shown)}.</div>"
     body = "".join(finding_html(f, evidence) for f in shown) or "<div><i>No finding to show.</i></div>"
     return "<div class='cnb-findings'>" + head + (root_causes_html(findings) if causes else "") + body + "</div>"
 
@@ -117,7 +122,7 @@ class FindingsPanel:
         bad = [type(f).__name__ for f in findings if not isinstance(f, Finding)]
         if bad:
             raise TypeError(f"findings_panel() needs Finding objects (from collapse_nb.diagnose); got {bad[0]}")
-        self.findings = order_findings(findings)
+        self.findings = by_severity(order_findings(findings))
         self.render()
 
     def render(self) -> None:

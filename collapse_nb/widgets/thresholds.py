@@ -36,6 +36,29 @@ DEFAULT_PLOT: tuple[Callable[..., Any], Callable[[Any, str, float], dict[str, An
     plots.loss_curves, lambda c, field, v: {})
 
 
+#: check -> (low, high) threshold pairs that must keep ``low <= high`` (read from each check's fields: a
+#: ratio below ``critical_ratio`` is collapsed and below ``warning_ratio`` suspicious, so critical <= warning;
+#: a rise or factor above ``rise``/``factor`` is a warning and above ``critical_*`` critical, so warning <= critical;
+#: update ratios outside ``[too_small, too_big]`` are flagged).
+ORDERED: dict[str, tuple[tuple[str, str], ...]] = {
+    "variance_collapse": (("critical_ratio", "warning_ratio"),),
+    "loss_divergence": (("factor", "critical_factor"),),
+    "overfitting": (("rise", "critical_rise"),),
+    "update_ratio": (("too_small", "too_big"),),
+}
+
+
+def partner(check: str, field: str) -> tuple[str, str] | None:
+    """``(other field, "above" or "below")``: the threshold ``field`` is ordered with, and where it must stay
+    relative to ``field`` (``None`` when ``field`` has no partner)."""
+    for low, high in ORDERED.get(check, ()):
+        if field == low:
+            return high, "above"
+        if field == high:
+            return low, "below"
+    return None
+
+
 def numeric_fields(check: str) -> dict[str, float]:
     """A check's numeric thresholds and their defaults (what a slider can move)."""
     if check not in CHECKS:
@@ -66,8 +89,14 @@ class ThresholdExplorer:
     """A check, one of its thresholds, a slider for it; the findings and chart follow the slider.
 
     Attributes: ``check_select`` and ``field_select`` (Dropdowns), ``slider`` (replaced when the
-    field changes), ``findings`` (the latest result), ``panel`` (a :class:`FindingsPanel`),
-    ``status`` (HTML: what ran), ``figure`` (the chart), ``runs`` (how many times the check ran).
+    field changes), ``partner_slider`` (the threshold ordered with ``slider``'s, e.g. ``warning_ratio``
+    beside ``critical_ratio``; ``None`` when it has none), ``values`` (what the check runs with),
+    ``findings`` (the latest result), ``panel`` (a :class:`FindingsPanel`), ``status`` (HTML: what ran),
+    ``figure`` (the chart), ``runs`` (how many times the check ran).
+
+    Ordered thresholds are linked (:data:`ORDERED`): moving ``critical_ratio`` above ``warning_ratio``
+    moves ``warning_ratio`` up with it (and the other way round), so the check never runs with a critical
+    limit the warning limit does not contain.
     """
 
     def __init__(self, run_or_path: Any = None, check: str = "variance_collapse", field: str | None = None,
@@ -91,10 +120,13 @@ class ThresholdExplorer:
         self.runs = 0
         self._plot_key: Any = None
         self._switching = False
+        self._linking = False
+        self.partner_slider: Any = None
         self.slider = self._new_slider(value, min, max)
+        self._keep_order("slider")
         self.check_select.observe(lambda c: self._check_changed(c["new"]), names="value")
         self.field_select.observe(lambda c: self._field_changed(), names="value")
-        self._slider_box = w.HBox([self.slider])
+        self._slider_box = w.VBox(self._sliders())
         self.widget = w.VBox([w.HBox([self.check_select, self.field_select]), self._slider_box, self.status,
                               w.HBox([w.Box([self.panel.widget], layout=w.Layout(width="50%")),
                                       w.Box([self.plot_out], layout=w.Layout(width="50%"))])])
@@ -108,13 +140,61 @@ class ThresholdExplorer:
     def field(self) -> str:
         return self.field_select.value
 
+    @property
+    def values(self) -> dict[str, float]:
+        """The thresholds the check runs with: the slider's field, and its partner's when it has one."""
+        out = {self.field: self.slider.value}
+        if self.partner_slider is not None:
+            out[self.partner_slider.description] = self.partner_slider.value
+        return out
+
+    def _sliders(self) -> list[Any]:
+        return [self.slider] + ([self.partner_slider] if self.partner_slider is not None else [])
+
     def _new_slider(self, value: float | None = None, lo: float | None = None, hi: float | None = None) -> Any:
-        default = numeric_fields(self.check)[self.field]
+        fields = numeric_fields(self.check)
+        default = fields[self.field]
+        pair = partner(self.check, self.field)
+        if pair and lo is None and hi is None and isinstance(default, float) and default > 0 < fields[pair[0]]:
+            both = sorted((default, fields[pair[0]]))      # one range for both, so a pushed value fits
+            lo, hi = 10.0 ** (math.floor(math.log10(both[0])) - 3), 10.0 ** (math.floor(math.log10(both[1])) + 2)
         s = make_slider(self._w, self.field, default, lo, hi)
         if value is not None:
             s.value = value
-        s.observe(lambda c: self.rerun(), names="value")
+        self.partner_slider = None
+        if pair:
+            other, _where = pair
+            self.partner_slider = make_slider(self._w, other, fields[other], lo, hi)
+            self.partner_slider.observe(lambda c: self._moved("partner"), names="value")
+        s.observe(lambda c: self._moved("slider"), names="value")
         return s
+
+    def _low_high(self) -> tuple[Any, Any]:
+        """The (low, high) sliders of the linked pair."""
+        _other, where = partner(self.check, self.field)      # type: ignore[misc]
+        return (self.slider, self.partner_slider) if where == "above" else (self.partner_slider, self.slider)
+
+    def _keep_order(self, moved: str) -> None:
+        """Push the other slider of the pair so that low <= high holds after ``moved`` ("slider" or "partner")."""
+        if self.partner_slider is None:
+            return
+        low, high = self._low_high()
+        if low.value > high.value:
+            pushed_by = self.slider if moved == "slider" else self.partner_slider
+            self._linking = True
+            try:
+                if pushed_by is low:
+                    high.value = low.value
+                else:
+                    low.value = high.value
+            finally:
+                self._linking = False
+
+    def _moved(self, which: str) -> None:
+        if self._linking:
+            return
+        self._keep_order(which)
+        self.rerun()
 
     def _check_changed(self, check: str) -> None:
         self._switching = True              # new options select their first field: one rerun, below
@@ -128,21 +208,27 @@ class ThresholdExplorer:
         if self._switching:
             return
         self.slider = self._new_slider()
-        self._slider_box.children = (self.slider,)
+        self._slider_box.children = tuple(self._sliders())
         self.rerun()
 
     def rerun(self) -> list:
         """Run the check with the slider's value and show its findings (what the slider calls)."""
         value = self.slider.value
-        self.findings = diagnose(self.run, checks=[self.check], **{f"{self.check}__{self.field}": value})
+        values = self.values
+        self.findings = diagnose(self.run, checks=[self.check], **{f"{self.check}__{k}": v for k, v in values.items()})
         self.runs += 1
         self.panel.update(self.findings)
         verdicts = ", ".join(f"{f.severity} {f.code}" for f in self.findings)
-        self.status.value = (f"<code>diagnose(run, checks=[{escape(repr(self.check))}], "
-                             f"{escape(self.check)}__{escape(self.field)}={escape(f'{value:.4g}')})</code> → "
-                             f"{escape(verdicts)}")
+        args = ", ".join(f"{escape(self.check)}__{escape(k)}={escape(f'{v:.4g}')}" for k, v in values.items())
+        order = ""
+        if self.partner_slider is not None:
+            low, high = self._low_high()
+            order = (f"<br><small>{escape(low.description)} &le; {escape(high.description)}: the two sliders are "
+                     "linked (moving one past the other moves it too)</small>")
+        self.status.value = (f"<code>diagnose(run, checks=[{escape(repr(self.check))}], {args})</code> → "
+                             f"{escape(verdicts)}{order}")
         plot, kwargs_of = PLOTS.get(self.check, DEFAULT_PLOT)
-        configured = dataclasses.replace(CHECKS[self.check](), **{self.field: value})
+        configured = dataclasses.replace(CHECKS[self.check](), **values)
         kwargs = kwargs_of(configured, self.field, value)
         key = (plot, tuple(sorted(kwargs.items())))
         if key != self._plot_key:           # the chart only changes when its arguments do

@@ -100,7 +100,7 @@ def assert_identical(a, b):
 
 
 def assert_same_optimizer_state(oa, ob):
-    for (pa, sa), (pb, sb) in zip(oa.state.items(), ob.state.items()):
+    for sa, sb in zip(oa.state.values(), ob.state.values()):
         for k in sa:
             if isinstance(sa[k], torch.Tensor):
                 assert torch.equal(sa[k], sb[k]), k

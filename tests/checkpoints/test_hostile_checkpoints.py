@@ -85,7 +85,8 @@ def test_one_odd_tensor_never_refuses_the_file(tmp_path):
 
 def test_numpy_arrays_and_quantized_tuples_are_read(tmp_path):
     q = torch.quantize_per_tensor(torch.randn(4, 4), 0.1, 0, torch.qint8)
-    sd = {"w": torch.randn(3, 3), "arr": np.arange(6.0).reshape(2, 3), "fc._packed_params._packed_params": (q, torch.randn(4))}
+    sd = {"w": torch.randn(3, 3), "arr": np.arange(6.0).reshape(2, 3),
+          "fc._packed_params._packed_params": (q, torch.randn(4))}
     torch.save({"state_dict": sd}, tmp_path / "mixed.pt")
     p = _params(tmp_path / "mixed.pt")
     assert p.loc["arr", "norm"] == pytest.approx(float(np.linalg.norm(np.arange(6.0))))

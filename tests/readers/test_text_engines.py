@@ -30,7 +30,9 @@ def random_log(path: Path, seed: int, n: int = 400):
         c[k] += rng.randint(0, most)
         return c[k]
 
-    ts = lambda: f"2025-10-26 09:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d},{rng.randint(0, 999):03d}"
+    def ts():
+        return f"2025-10-26 09:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d},{rng.randint(0, 999):03d}"
+
     styles = [
         lambda: [f"EPOCH {bump('epoch', 1)} | BATCH {rng.randint(0, 9)}/10 | "
                  f"{rng.choice(['TRAINING', 'VALIDATION'])} MODE"],

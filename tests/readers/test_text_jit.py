@@ -205,7 +205,7 @@ def _dict_states(events):
     ph, seg = [None] * n, np.zeros(n, dtype=np.int64)
     epoch = batch = step = math.nan
     last_batch, phase, segment, restarts = {}, None, 0, []
-    for i, (ln, ctx, p) in enumerate(events):
+    for i, (_ln, ctx, p) in enumerate(events):
         e, b, s = ctx.get("epoch", math.nan), ctx.get("batch", math.nan), ctx.get("step", math.nan)
         own = ctx.get("own", False)      # a line's own phase: it does not carry over
         if p is not None and p != phase and p != "train" and not own:
@@ -241,8 +241,8 @@ def test_context_states_equal_the_dict_state_machine():
     for _ in range(1000):
         events = []
         for i in range(int(rng.integers(1, 60))):
-            ctx = {k: float(rng.integers(0, hi)) for k, hi, p in (("epoch", 4, 0.5), ("batch", 6, 0.5), ("step", 30, 0.3))
-                   if rng.random() < p}
+            ctx = {k: float(rng.integers(0, hi))
+                   for k, hi, p in (("epoch", 4, 0.5), ("batch", 6, 0.5), ("step", 30, 0.3)) if rng.random() < p}
             if rng.random() < 0.03:
                 ctx = {"reset": 1.0}
             p = phases[int(rng.integers(0, 4))] if rng.random() < 0.5 or not ctx else None
@@ -250,7 +250,10 @@ def test_context_states_equal_the_dict_state_machine():
                 ctx["own"] = True
             events.append((i + 1, ctx, p))
         ref = _dict_states(events)
-        col = lambda k: np.array([c.get(k, np.nan) for _, c, _ in events])
+
+        def col(k, events=events):
+            return np.array([c.get(k, np.nan) for _, c, _ in events])
+
         codes = [phases.index(p) - 1 + (fast.OWN_PHASE if c.get("own") else 0) for _, c, p in events]
         args = (col("epoch"), col("batch"), col("step"), np.array(codes),
                 np.array(["reset" in c for _, c, _ in events]))
@@ -267,7 +270,10 @@ def test_context_states_compiled_equals_python():
     rng = np.random.default_rng(6)
     for _ in range(50):
         n = int(rng.integers(1, 200))
-        nan_or = lambda p, hi: np.where(rng.random(n) < p, np.nan, rng.integers(0, hi, n).astype(float))
+
+        def nan_or(p, hi, n=n):
+            return np.where(rng.random(n) < p, np.nan, rng.integers(0, hi, n).astype(float))
+
         args = (nan_or(0.6, 4), nan_or(0.4, 6), nan_or(0.7, 50), rng.integers(-1, 3, n), rng.random(n) < 0.05)
         a = jit.context_states(*args)
         b = fast.context_states(*(x.tolist() for x in args))

@@ -356,7 +356,8 @@ def test_word_language_model_batches_and_valid_loss(tmp_path):
     lines = []
     for e in (1, 2):
         for b in (200, 400):
-            lines.append(f"| epoch {e:3d} | {b:5d}/ 2983 batches | lr 20.00 | ms/batch 45.20 | loss {7 - e - b / 1000:5.2f} "
+            lines.append(f"| epoch {e:3d} | {b:5d}/ 2983 batches | lr 20.00 | ms/batch 45.20 "
+                         f"| loss {7 - e - b / 1000:5.2f} "
                          f"| ppl {1000.0:8.2f}")
         lines.append("-" * 89)
         lines.append(f"| end of epoch {e:3d} | time: 140.20s | valid loss {5.5 - e / 10:5.2f} | valid ppl {245.0:8.2f}")

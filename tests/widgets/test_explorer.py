@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 import collapse_nb as cnb
+from collapse_nb.findings import by_severity
 from collapse_nb.widgets import RunExplorer, RunPicker, explore, find_run_dirs
 
 from ._runs import write_small_run
@@ -48,7 +49,7 @@ def test_explore_a_path_builds_every_tab(small_run_dir):
     assert len(ex.tabs.children) == 6
     assert "metrics.jsonl: jsonl" in ex.summary.value
     assert [f.code for f in ex.findings] == [f.code for f in cnb.diagnose(ex.run)]
-    assert ex.panel.shown[0] == cnb.diagnose(ex.run)[0].code and "variance_collapse" in ex.panel.shown
+    assert ex.panel.shown[0] == by_severity(cnb.diagnose(ex.run))[0].code and "variance_collapse" in ex.panel.shown
     assert ex.gradients.params and ex.thresholds.check == "variance_collapse"
     assert len(ex.curves_out.outputs) == 1 and len(ex.outputs_out.outputs) == 1
 
@@ -95,3 +96,53 @@ def test_explore_the_bundled_example(example_run):
     ex.gradients.layer_filter.value = "key_projection"
     assert all("key_projection" in p for p in ex.gradients.layer_select.options)
     assert ex.gradients.flow_table["dead"].all()
+
+
+def _epoch_points(ax, phase="val"):
+    """x of the per-epoch points of a phase's loss on the curves chart (the line with one point per epoch)."""
+    lines = [ln for ln in ax.get_lines() if ln.get_label().startswith(f"{phase} loss")
+             and ("per epoch" in ln.get_label() or "(" not in ln.get_label())]
+    return [list(map(float, ln.get_xdata())) for ln in lines]
+
+
+def test_x_axis_offers_only_axes_that_draw_something_different(example_run, small_run):
+    ex = explore(example_run)
+    assert [v for _, v in ex.x_axis.options] == ["step", "epoch"]
+    assert "fractional epochs" in ex.x_axis.options[0][0]             # what "per step" means on this run
+    ex.x_axis.value = "step"
+    per_step = ex.curves_figure.axes[0]
+    n_step = len(per_step.get_lines())
+    ex.x_axis.value = "epoch"
+    per_epoch = ex.curves_figure.axes[0]
+    assert len(per_epoch.get_lines()) < n_step                        # the per-batch lines are gone
+    assert per_epoch.get_xlabel() != per_step.get_xlabel()
+    assert not ex.x_axis.disabled
+
+
+def test_a_run_with_only_epoch_losses_offers_one_axis_and_says_why(tmp_path):
+    (tmp_path / "m.csv").write_text("epoch,loss,val_loss\n1,1.0,1.1\n2,0.8,0.9\n3,0.7,0.85\n")
+    ex = explore(cnb.load(tmp_path))
+    assert [v for _, v in ex.x_axis.options] == ["epoch"] and ex.x_axis.disabled
+    assert "not offered: per step: no loss was logged per step or batch" in ex.axis_note.value
+
+
+def test_epoch_range_uses_the_timeline_placement_on_both_axes(example_run):
+    """Epochs 2-4 on a fractional-epoch axis: epoch e spans [e, e + 1) and its values sit at e + 1
+    (timeaxis.Timeline.epoch_end), on the per-step view and on the per-epoch view alike."""
+    from collapse_nb import timeaxis
+
+    tl = timeaxis.metric_timeline(example_run, "loss")
+    assert tl.kind == "epoch"
+    ends = [tl.epoch_end(0, e) for e in range(1, 7)]
+    ex = explore(example_run)
+    views = {}
+    for axis in ("step", "epoch"):
+        ex.x_axis.value = axis
+        ex.epoch_range.value = (2, 4)
+        ax = ex.curves_figure.axes[0]
+        views[axis] = (ax.get_xlim(), _epoch_points(ax))
+        assert "epochs 2&ndash;4 span x = 2 to 5" in ex.range_note.value
+        ex.epoch_range.value = (1, 6)
+    assert views["step"][0] == views["epoch"][0] == (2.0, 5.0)
+    assert views["epoch"][1] == [ends]                               # the per-epoch view moved to the epoch ends
+    assert ends in views["step"][1]                                   # where the per-step view has them

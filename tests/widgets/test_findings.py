@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import collapse_nb as cnb
-from collapse_nb.findings import Finding
+from collapse_nb.findings import Finding, by_severity
 from collapse_nb.widgets import FindingsPanel, findings_html, findings_panel
 
 
@@ -13,8 +13,8 @@ def test_panel_lists_every_finding_problems_first(small_run):
     found = cnb.diagnose(small_run)
     panel = findings_panel(found)
     assert isinstance(panel, FindingsPanel)
-    assert panel.shown == [f.code for f in found]
-    assert panel.shown[0] == found[0].code            # diagnose's order: problems by root cause first
+    assert panel.shown == [f.code for f in by_severity(found)]
+    assert panel.shown[0] == "variance_collapse"      # most severe first (diagnose's own order is by root cause)
     assert "variance_collapse" in panel.shown
     html = panel.html.value
     for f in found:
@@ -27,8 +27,8 @@ def test_severity_toggles_filter_what_is_shown(small_run):
     panel = findings_panel(cnb.diagnose(small_run))
     panel.severity_buttons["ok"].value = False
     panel.severity_buttons["info"].value = False
-    assert sorted(panel.shown) == ["dead_parameters", "variance_collapse"]      # the problems, in diagnose order
-    assert panel.shown == [f.code for f in cnb.diagnose(small_run) if f.severity in ("critical", "warning")]
+    assert panel.shown == ["variance_collapse", "dead_parameters"]      # the problems, most severe first
+    assert panel.shown == [f.code for f in by_severity(cnb.diagnose(small_run)) if f.severity in ("critical", "warning")]
     assert "data-code='loss_finite'" not in panel.html.value
     panel.severity_buttons["critical"].value = False
     assert panel.shown == ["dead_parameters"]
@@ -65,7 +65,10 @@ def test_text_is_escaped():
 def test_severity_colours_differ():
     fs = [Finding(code=f"c{s}", severity=s, title=s) for s in ("critical", "warning", "info", "ok")]
     html = findings_html(fs)
-    assert html.count("border-left:5px solid #b71c1c") == 1
+    assert html.count("border-left:5px solid var(--jp-error-color1, #b71c1c)") == 1
+    accents = {s: html.split(f"cnb-{s}'")[1].split("border-left:5px solid ")[1].split(";")[0] for s in
+               ("critical", "warning", "info", "ok")}
+    assert len(set(accents.values())) == 4 and all(a.startswith("var(--jp-") for a in accents.values())
     assert "cnb-critical" in html and "cnb-ok" in html
 
 

@@ -82,7 +82,7 @@ def test_invalid_regex_keeps_options_and_says_why(small_run):
     ge = gradient_explorer(small_run)
     ge.layer_filter.value = "(("
     assert list(ge.layer_select.options) == PARAMS
-    assert "invalid regex" in ge.message.value
+    assert "invalid regex" in ge.filter_hint.value
 
 
 def test_filter_matching_nothing_clears_charts(small_run):
@@ -98,3 +98,63 @@ def test_run_without_gradients(tmp_path):
     ge = gradient_explorer(cnb.load(tmp_path))
     assert ge.params == [] and ge.steps == []
     assert "run.grads is empty" in ge.message.value
+
+
+def test_filter_narrows_as_you_type_and_says_how_many(small_run):
+    ge = gradient_explorer(small_run)
+    assert ge.layer_filter.continuous_update                  # no Enter needed
+    assert "as you type" in ge.filter_hint.value
+    assert ge.layer_filter.placeholder == "regex, e.g. encoder|key"          # from the run's own names
+    ge.layer_filter.value = "^h"
+    assert list(ge.layer_select.options) == ["head.weight", "head.bias"]
+    assert "2 of 6 parameters match" in ge.filter_hint.value
+    fig = ge.figures["flow"]
+    ge.layer_filter.value = "^he"                             # the same matches: nothing redrawn
+    assert ge.figures["flow"] is fig
+    ge.layer_filter.value = "^hea("
+    assert "invalid regex" in ge.filter_hint.value and list(ge.layer_select.options) == ["head.weight", "head.bias"]
+
+
+def test_empty_selection_says_so_and_keeps_the_table_columns(small_run):
+    ge = gradient_explorer(small_run)
+    ge.layer_filter.value = "attention"                       # the names say attn
+    assert ge.flow_table.empty and "n_logged" in ge.flow_table.columns
+    assert "matches none of the 6 parameters" in ge.message.value and "encoder.weight" in ge.message.value
+    ge.step_slider.value = ge.steps[-1]                       # used to raise KeyError: 'n_logged'
+    assert ge.flow_table.empty and list(ge.flow_table.columns) == list(
+        plots.grad_flow_table(plots.grads_over_time(small_run)).columns)
+
+
+def _heatmap_look(fig):
+    ax = fig.axes[0]
+    im = ax.images[0]
+    red = [t.get_text() for t in ax.get_yticklabels() if t.get_color() == plots.DEAD_COLOR]
+    return im.get_cmap().name, tuple(round(v, 9) for v in im.get_clim()), red
+
+
+def test_heatmap_keeps_its_colour_scale_and_dead_marking(example_run):
+    ge = gradient_explorer(example_run)
+    dead = {"attn.key_projection.weight", "attn.key_projection.bias"}
+    assert dead <= ge.dead
+    for value in ("grad_norm", "weight_norm", "update_norm", "update_ratio"):
+        ge.heatmap_value.value = value
+        cmap, clim, red = _heatmap_look(ge.figures["heatmap"])
+        assert dead <= set(red), value                                 # dead names red whatever is shown
+        assert cmap == ("PRGn" if value == "update_ratio" else "viridis")
+        ge.layer_filter.value = "attn|projection"
+        cmap2, clim2, red2 = _heatmap_look(ge.figures["heatmap"])
+        assert (cmap2, clim2) == (cmap, clim), value                  # moving the filter keeps the scale
+        assert dead <= set(red2)
+        ge.layer_filter.value = ""
+    cbar = ge.figures["heatmap"].axes[1]
+    assert np.allclose(cbar.get_ylim(), ge.scale("update_ratio"))    # the colour bar shows that scale
+    assert np.isclose(np.mean(ge.scale("update_ratio")), -3.0)       # centred on the 1e-3 reference
+
+
+def test_only_the_visible_tab_is_rendered(small_run):
+    ge = gradient_explorer(small_run)
+    assert len(ge.flow_out.outputs) == 1 and ge.heatmap_out.outputs == ()
+    ge.tab.selected_index = 1
+    assert len(ge.heatmap_out.outputs) == 1
+    ge.heatmap_value.value = "weight_norm"
+    assert "image/png" in ge.heatmap_out.outputs[0]["data"]

@@ -90,3 +90,28 @@ def test_slider_kinds():
     assert np.isclose(s.min, -3) and np.isclose(s.max, 0)
     assert type(make_slider(w, "n", 5)).__name__ == "IntSlider"
     assert type(make_slider(w, "offset", 0.0)).__name__ == "FloatSlider"
+
+
+def test_critical_ratio_cannot_pass_the_warning_ratio(small_run):
+    te = threshold_explorer(small_run, "variance_collapse", "critical_ratio")
+    assert te.partner_slider.description == "warning_ratio"
+    assert te._slider_box.children == (te.slider, te.partner_slider)
+    te.slider.value = 0.5                                     # above the warning ratio 0.3: it moves up too
+    assert te.values == {"critical_ratio": 0.5, "warning_ratio": 0.5}
+    ref = cnb.diagnose(small_run, checks=["variance_collapse"], variance_collapse__critical_ratio=0.5,
+                       variance_collapse__warning_ratio=0.5)
+    assert [(f.code, f.severity) for f in te.findings] == [(f.code, f.severity) for f in ref]
+    assert "critical_ratio &le; warning_ratio" in te.status.value
+    te.partner_slider.value = 0.02                            # the warning ratio below critical: critical follows
+    assert te.slider.value == pytest.approx(0.02) and te.values["warning_ratio"] == pytest.approx(0.02)
+    te.field_select.value = "warning_ratio"
+    assert te.partner_slider.description == "critical_ratio"
+    te.slider.value = 0.01
+    assert te.partner_slider.value <= te.slider.value
+
+
+def test_warning_rise_cannot_pass_the_critical_rise():
+    te = ThresholdExplorer(None, "overfitting", "rise")
+    assert te.partner_slider.description == "critical_rise"
+    te.slider.value = 0.8
+    assert te.values["critical_rise"] >= 0.8

@@ -1,6 +1,6 @@
 """Tests of collapse_nb.zoo: every scenario is generated once per test session and shared.
 
-``zoo_run(name)`` (a session fixture, imported by the test modules) returns
+``zoo_run(name)`` (a session fixture, made visible to the test modules by conftest.py) returns
 ``(run_dir, run)`` for the scenario trained with seed 0, ``run`` being
 ``collapse_nb.load(run_dir)``. The cache is module-level so that every module
 importing the fixture shares the same runs.

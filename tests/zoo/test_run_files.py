@@ -8,8 +8,6 @@ import pytest
 
 from collapse_nb import zoo
 
-from . import zoo_run  # noqa: F401  (the shared session fixture)
-
 NAMES = list(zoo.scenarios())
 
 

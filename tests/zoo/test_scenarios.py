@@ -9,8 +9,6 @@ import pytest
 
 from collapse_nb import zoo
 
-from . import zoo_run  # noqa: F401  (the shared session fixture)
-
 
 def from_file(df: pd.DataFrame, suffix: str) -> pd.DataFrame:
     """Rows of a table that came from the file whose name ends with ``suffix``."""
@@ -126,7 +124,8 @@ def test_overfitting_val_turns_up_while_train_falls(zoo_run):
     assert best < len(ep) // 2
     assert ep["val_loss"].iloc[-1] > 1.3 * ep["val_loss"].min()
     assert ep["train_loss"].iloc[-1] < 0.05 * ep["train_loss"].iloc[0]
-    assert ep["train_loss"].iloc[best:].is_monotonic_decreasing or ep["train_loss"].iloc[-1] < ep["train_loss"].iloc[best]
+    after_best = ep["train_loss"].iloc[best:]
+    assert after_best.is_monotonic_decreasing or ep["train_loss"].iloc[-1] < ep["train_loss"].iloc[best]
 
 
 def test_accumulation_reporting_bug_makes_train_three_times_val(zoo_run):

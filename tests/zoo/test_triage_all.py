@@ -9,8 +9,6 @@ import pytest
 import collapse_nb as cnb
 from collapse_nb import zoo
 
-from . import zoo_run  # noqa: F401  (the shared session fixture)
-
 
 @pytest.fixture(scope="module")
 def all_runs(zoo_run):

@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import CollapseNBError, MissingPathError, NothingReadableError
+from . import progress
+from .errors import CollapseNBError
 
 
 def run_task(rf: Any, format: str | None = None, cache: Any = None, out: str | None = None,
@@ -65,19 +66,18 @@ def triage_folder(path: str | os.PathLike, client: Any = None, out: str | os.Pat
     dataset there (:mod:`collapse_nb.dataset`), each run's partitions by its task; ``out`` must then be a folder
     every worker can write (shared storage). ``cache``: as :func:`collapse_nb.load` (``None``: each worker's own
     ``COLLAPSE_NB_CACHE_DIR``; a folder on shared storage shares it)."""
-    from .discovery import find_runs
+    from .runs import run_folders
     from .triage import triage_frame
 
-    root = Path(path)
-    if not root.exists():
-        raise MissingPathError(root)
-    folders = find_runs(root)
-    if not folders:
-        raise NothingReadableError(f"{root}: no run found (no folder holds a training log any reader recognises)")
+    folders = run_folders(Path(path))
     dest = None if out is None else str(Path(out).resolve())
     kwargs = {"format": format, "cache": cache, "out": dest, "thresholds": thresholds}
+    progress.report("runs", n=len(folders), where="here" if client is None else "cluster")
     if client is None:
-        results = [run_task(rf, **kwargs) for rf in folders]
+        results = []
+        for rf in folders:
+            progress.report("run", name=rf.name, verb="triaging")
+            results.append(run_task(rf, **kwargs))
         run_map = None
     else:
         _need_distributed()

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from . import progress
 from .config import canonical_config, canonical_key, merge_configs
 from .cache import ReadCache, resolve as resolve_cache
 from .errors import (CollapseNBError, MissingPathError, NothingReadableError, SeveralRunsError,
@@ -180,8 +181,16 @@ def _is_dcp_shard(path: Path) -> bool:
     return path.suffix == ".distcp"
 
 
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
 def _read_file(path: Path, fmt: str | None, cache: ReadCache | None) -> ReadResult:
     """:func:`_read_one` through the ``cache``: a file unchanged since it was read is not read again."""
+    progress.report("file", path=path, size=_size(path))
     key = cache.key(path, fmt) if cache is not None else None
     hit = cache.get(key) if cache is not None and key is not None else None
     if hit is not None and hit[0] == "read":
@@ -399,7 +408,10 @@ def read_folder_files(folder: Path, files: Iterable[Path], format: str | None,
     ``ignored`` with the reason; raises :class:`NothingReadableError` when no training log remains. With a
     ``cache`` (:mod:`collapse_nb.cache`), a file read before and unchanged is neither sniffed nor read."""
     found: list[ReadResult] = []
+    files = list(files)
+    progress.report("files", n=len(files))
     for f in files:
+        progress.report("file", path=f, size=_size(f))
         key = cache.key(f, format) if cache is not None else None
         outcome = cache.get(key) if cache is not None and key is not None else None
         if outcome is None:

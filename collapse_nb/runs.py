@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import pandas as pd
 
+from . import progress
 from .cache import resolve as resolve_cache
 from .discovery import RunFolder, find_runs
 from .errors import CollapseNBError, MissingPathError, NothingReadableError
@@ -90,7 +91,9 @@ class Runs(Sequence):
                 raise ValueError(f"no healthy run beside {name!r} to compare with (statuses: "
                                  + ", ".join(f"{n} {self.status(n)}" for n in self.names[:10])
                                  + "); name one: compare(name, with_=...)")
-            best = closest(self[name], [(n, self[n]) for n in healthy])[0]
+            nearest = closest(self[name], [(n, self[n]) for n in healthy])
+            assert nearest is not None            # (there are healthy candidates)
+            best = nearest[0]
             with_ = [best] + [n for n, _ in repeats_of(self[best], [(n, self[n]) for n in healthy if n != best])]
         names = [with_] if isinstance(with_, str) else list(with_)
         for n in [name, *names]:
@@ -120,13 +123,11 @@ def load_runs(path: str | os.PathLike, format: str | None = None, cache: Any = N
     folder (``cache`` as there: files read before are not read again). Raises
     :class:`~collapse_nb.errors.NothingReadableError` when no run is found."""
     root = Path(path)
-    if not root.exists():
-        raise MissingPathError(root)
-    folders = find_runs(root)
-    if not folders:
-        raise NothingReadableError(f"{root}: no run found (no folder holds a training log any reader recognises)")
+    folders = run_folders(root)
+    progress.report("runs", n=len(folders), where="here")
     runs, names, failed = [], [], {}
     for rf in folders:
+        progress.report("run", name=rf.name, verb="reading")
         try:
             runs.append(_load_one(rf, format, cache))
             names.append(rf.name)
@@ -134,6 +135,17 @@ def load_runs(path: str | os.PathLike, format: str | None = None, cache: Any = N
             failed[rf.name] = str(getattr(exc, "reason", None) or exc)
     _link_resumed(runs, names)
     return Runs(root, runs, names, failed)
+
+
+def run_folders(root: Path) -> list[RunFolder]:
+    """The runs under ``root`` (:func:`collapse_nb.discovery.find_runs`); raises when ``root`` is missing or holds no
+    run."""
+    if not root.exists():
+        raise MissingPathError(root)
+    folders = find_runs(root)
+    if not folders:
+        raise NothingReadableError(f"{root}: no run found (no folder holds a training log any reader recognises)")
+    return folders
 
 
 def _load_one(rf: RunFolder, format: str | None, cache: Any = None) -> Run:
@@ -179,7 +191,7 @@ def _link_resumed(runs: list[Run], names: list[str]) -> None:
     for run, name in zip(runs, names):
         m = _VERSION.match(name)
         span = _span(run.scalars["step"]) if m and "step" in run.scalars else None
-        if span is not None:
+        if m and span is not None:
             spans[name] = (m["parent"], int(m["n"]), span)
     for run, name in zip(runs, names):
         if name not in spans:
@@ -196,8 +208,8 @@ def _link_resumed(runs: list[Run], names: list[str]) -> None:
 def resumed_chain(run: Run, folders: list[RunFolder]) -> list[str] | None:
     """The names of ``folders`` in order when they are Lightning ``version_N`` siblings each of whose steps (in
     ``run``, the folders read as one) continue the one before: one run resumed into new folders. Else None."""
-    matches = [(_VERSION.match(rf.name), rf) for rf in folders]
-    if len(folders) < 2 or not all(m for m, _ in matches) or len({m["parent"] for m, _ in matches}) != 1:
+    matches = [(m, rf) for rf in folders if (m := _VERSION.match(rf.name))]
+    if len(folders) < 2 or len(matches) != len(folders) or len({m["parent"] for m, _ in matches}) != 1:
         return None
     s = run.scalars
     if "step" not in s or s.empty:

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 
+from ._atomic import atomic_write
 from .readers.base import ReadResult, SkipLog
 
 ENV_DIR = "COLLAPSE_NB_CACHE_DIR"
@@ -188,8 +188,8 @@ class ReadCache:
         try:
             where.mkdir(parents=True, exist_ok=True)
             for name, data in blobs.items():
-                _atomic_write(where / name, data)
-            _atomic_write(where / "entry.json", json.dumps(entry, allow_nan=True).encode("utf-8", "surrogateescape"))
+                atomic_write(where / name, data)
+            atomic_write(where / "entry.json", json.dumps(entry, allow_nan=True).encode("utf-8", "surrogateescape"))
         except OSError:
             self._unwritable = True         # not writable (or full): read on without it, and stop trying
             return False
@@ -296,20 +296,6 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _drop_leftovers(where: Path, keep: set[str]) -> None:
     """Table files of earlier writes of this entry that no ``entry.json`` names any more (old enough that no
     concurrent writer is still about to name them)."""
@@ -364,7 +350,7 @@ def put_row(cache: "ReadCache | None", key: str | None, row: dict[str, Any], fil
     try:
         data = json.dumps({"key": key, "row": row, "written": time.time()}, allow_nan=True, default=str)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, data.encode("utf-8", "surrogateescape"))
+        atomic_write(path, data.encode("utf-8", "surrogateescape"))
     except (OSError, TypeError, ValueError):
         return False
     cache.stored += 1

@@ -21,7 +21,6 @@ partitions of the runs written; those of runs no longer there are left.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
@@ -30,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ._atomic import atomic_target
 from .runs_tables import RUN_TABLES, findings_table, plain, run_frame
 
 PART = "part-0.parquet"
@@ -51,17 +51,8 @@ def _arrow(df: pd.DataFrame) -> pa.Table:
 
 def _write(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")      # hidden: no reader lists it
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:                                 # hidden: no reader lists it
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_run(out: str | os.PathLike, name: str, run: Any, findings: list) -> dict[str, pa.Schema]:

@@ -190,14 +190,19 @@ def outputs_over_time(run: Any, phase: str | None = None) -> tuple[pd.DataFrame,
     Returns the table (sorted by segment and x) and the phase chosen. Rows that cannot be placed are
     left out and counted, per file, in ``attrs["unplaced"]``.
     """
-    o = run.outputs
+    o, phase = one_phase(run.outputs, phase)
+    return _placed(o, table_timeline(run, run.outputs)), phase
+
+
+def one_phase(o: pd.DataFrame, phase: str | None = None) -> tuple[pd.DataFrame, str | None]:
+    """The rows of ``o`` of one ``phase`` (``None``: train if logged, else all rows), and the phase chosen."""
     if "phase" in o.columns and len(o):
         ph = o["phase"].astype(object)
         if phase is None:
             phase = "train" if (ph == "train").any() else None
         if phase is not None:
             o = o[(ph == phase).to_numpy(dtype=bool)]
-    return _placed(o, table_timeline(run, run.outputs)), phase
+    return o, phase
 
 
 def _placed(table: pd.DataFrame, tl: Timeline) -> pd.DataFrame:

@@ -31,13 +31,7 @@ def _outputs_rows(data: Any, phase: str | None, func: str) -> tuple[Any, str | N
         tl = timeaxis.table_timeline(data, data.outputs)
         return o, phase, (tl.label if tl.kind else "epoch")
     _frames.require_columns(data, ("pred_std", "target_std"), func, "an outputs table (run.outputs)")
-    o = data
-    if "phase" in o.columns and len(o):
-        ph = o["phase"].astype(object)
-        if phase is None:
-            phase = "train" if (ph == "train").any() else None
-        if phase is not None:
-            o = o[(ph == phase).to_numpy(dtype=bool)]
+    o, phase = _data.one_phase(data, phase)
     o, label = _frames.place(o)
     if "std_ratio" not in o.columns:
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -22,8 +22,23 @@ def fmt(x: Any, digits: int = 3) -> str:
 
 
 def times(x: float) -> str:
-    """A factor for a sentence: ``3.1x``."""
-    return f"{x:.2g}x" if abs(x) < 10 else f"{x:,.0f}x"
+    """A factor for a sentence: ``3.1x``, ``120x``, ``7.6e+23x``."""
+    return f"{x:.2g}x" if abs(x) < 10 or abs(x) >= 1e7 else f"{x:,.0f}x"
+
+
+def factor(x: float) -> str:
+    """A factor with one decimal for a title: ``12.3x``; from a million on in powers of ten (``7.6e+23x``), never a
+    run of thirty digits."""
+    if not math.isfinite(x):
+        return fmt(x) + "x"
+    return f"{x:.1f}x" if abs(x) < 1e6 else f"{x:.2g}x"
+
+
+def percent(x: float) -> str:
+    """A relative change for a sentence: ``24.9%``; beyond 10,000% as the factor it is (``1.2e+30x``)."""
+    if not math.isfinite(x):
+        return fmt(x)
+    return f"{x:.1%}" if abs(x) < 100 else factor(1 + x)
 
 
 def one_in(ratio: float) -> str:

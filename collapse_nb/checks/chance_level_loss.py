@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,12 +25,15 @@ import pandas as pd
 from ..findings import Finding
 from ._base import Check, curve, curve_basis, finite, fmt, loss_rows, main_segment, tail
 
+if TYPE_CHECKING:
+    from ..run import Run
+
 _K_KEYS = ("num_classes", "num_labels", "n_classes", "nb_classes", "classes", "n_class", "num_class", "nclass", "nc")
 #: A language model's uniform loss is ln(vocabulary size).
 _VOCAB_KEYS = ("vocab_size", "ntokens", "n_vocab", "vocabulary_size", "num_tokens", "padded_vocab_size")
 
 
-def chance_loss(run) -> tuple[float | None, int | None, str]:
+def chance_loss(run: Run) -> tuple[float | None, int | None, str]:
     """``(ln K, K, where K was read)`` for a classifier (classes) or language model (vocabulary), else Nones.
 
     K is read from the config files (``num_classes``, ``num_labels``, ``nc``, ``vocab_size``, ``ntokens``...)
@@ -93,7 +97,7 @@ class ChanceLevelLoss(Check):
             return f"{d['loss_over_var']:.2f}"
         return f"loss {fmt(d['loss_end'])} vs ln {d['k']} = {fmt(d['chance_loss'])}"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         c = curve(run, "train")
         c = finite(c)
         if c.empty:
@@ -141,7 +145,7 @@ class ChanceLevelLoss(Check):
                              summary=summary, evidence=c[["where", "value"]].tail(20).reset_index(drop=True),
                              actions=self._actions(how), details=details, score=1 - dist)]
 
-    def _regression(self, run) -> list[Finding] | None:
+    def _regression(self, run: Run) -> list[Finding] | None:
         o = run.outputs
         if o.empty or o["target_std"].isna().all():
             return None
@@ -183,11 +187,11 @@ class ChanceLevelLoss(Check):
                    f"target_std^2 over {len(ev)} batches): for a mean-squared error that is what predicting the batch "
                    f"mean scores (R^2 ~ {1 - q:.2f}). The model has learned little beyond the mean.")
         return [self.finding("chance_level_loss", "warning", f"Loss at the level of predicting the mean "
-                             f"(loss/var = {q:.2f})", summary=summary, evidence=ev, actions=self._actions(None),
+                             f"(loss/var = {_q(q)})", summary=summary, evidence=ev, actions=self._actions(None),
                              details=details, score=float(min(q, 2.0)))]
 
     @staticmethod
-    def _classes(run) -> tuple[int | None, str]:
+    def _classes(run: Run) -> tuple[int | None, str]:
         raw = run.meta.get("config_raw", {}) if hasattr(run, "meta") else {}
         classifier = False
         for src, cfg in (raw.items() if isinstance(raw, dict) else []):
@@ -219,7 +223,7 @@ class ChanceLevelLoss(Check):
         return None, ""
 
     @staticmethod
-    def _accuracy(run) -> float | None:
+    def _accuracy(run: Run) -> float | None:
         s = run.scalars
         acc = s[(s["name"] == "accuracy") & s["param"].isna()]
         if acc.empty:
@@ -263,3 +267,8 @@ def _hf_labels(cfg: dict) -> tuple[int | None, bool]:
     if labels and (classifier or len(labels) > 2):
         return (len(labels) if len(labels) >= 2 else None), classifier
     return None, classifier
+
+
+def _q(q: float) -> str:
+    """loss/var for a title: ``0.82``; a huge one (a diverged loss) in powers of ten."""
+    return f"{q:.2f}" if abs(q) < 1e4 else fmt(q)

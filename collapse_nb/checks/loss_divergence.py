@@ -9,12 +9,17 @@ losses that can be negative (minimum <= 0, e.g. an ELBO) are not judged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..findings import Finding
+from ..wording import factor
 from ._base import Check, curve, curve_basis, finite, fmt, missing_loss
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -56,7 +61,7 @@ class LossDivergence(Check):
     def measure(self, d) -> str:
         return f"{d['factor']:.1f}x (minimum {fmt(d['min'])} at {d['min_where']}, end {fmt(d['end'])})"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         out = self._objective(run)
         if any(f.code == "loss_divergence" for f in out) or not hasattr(run, "series"):
             return out
@@ -66,7 +71,7 @@ class LossDivergence(Check):
             return comps            # the objective could not be judged: the components speak for themselves
         return comps + out
 
-    def _components(self, run, total_ok: bool) -> list[Finding]:
+    def _components(self, run: Run, total_ok: bool) -> list[Finding]:
         """A loss component that diverges while the objective does not (one term of a detector's sum)."""
         cat = run.series
         comps = cat[(cat["role"] == "component") & cat["network"].isna()
@@ -84,7 +89,7 @@ class LossDivergence(Check):
             ratio = end / lo
             out.append(self.finding(
                 "loss_component_diverging", "warning",
-                f"Loss component {name} diverging: {ratio:.1f}x above its minimum",
+                f"Loss component {name} diverging: {factor(ratio)} above its minimum",
                 summary=f"The train loss component {name} reached {fmt(lo)} at {c['where'].iloc[i_min]} and rose to "
                         f"{fmt(end)} by {c['where'].iloc[-1]} ({ratio:.1f}x)"
                         + (", while the total did not diverge: one term of the objective is getting worse and the "
@@ -112,7 +117,7 @@ class LossDivergence(Check):
         i_min = int(np.nanargmin(ys))
         return ys, m, i_min, float(ys[i_min]), float(ys[-1])
 
-    def _objective(self, run) -> list[Finding]:
+    def _objective(self, run: Run) -> list[Finding]:
         c = curve(run, "train")
         c = finite(c)
         if len(c) < self.min_points:
@@ -151,6 +156,6 @@ class LossDivergence(Check):
                    "Add or tighten gradient clipping; look for gradient spikes before the rise (exploding_gradients).",
                    "Check the data order: a shard of corrupt or differently scaled samples late in the run also "
                    "does this."]
-        return [self.finding("loss_divergence", severity, f"Train loss diverging: {ratio:.1f}x above its minimum",
+        return [self.finding("loss_divergence", severity, f"Train loss diverging: {factor(ratio)} above its minimum",
                              summary=summary, evidence=ev.head(200), actions=actions, details=details,
                              score=float(np.log10(ratio)))]

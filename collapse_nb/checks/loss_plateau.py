@@ -13,12 +13,17 @@ near the starting value is a stuck run (``warning``), like the seed report's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..findings import Finding
+from ..wording import percent
 from ._base import Check, curve, curve_basis, finite, fmt, missing_loss
 from .chance_level_loss import chance_loss
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -68,7 +73,7 @@ class LossPlateau(Check):
         return (f"{_moved(d['window_change'])} over the last {d['window_points']} {d['unit']} "
                 f"({fmt(d['window_head_median'])} → {fmt(d['window_tail_median'])})")
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         c = curve(run, "train")
         c = finite(c)
         if len(c) < self.min_points:
@@ -151,7 +156,7 @@ def _moved(change: float, only: bool = False) -> str:
     """``fell 12%`` / ``fell only 0.4%`` / ``rose 3%`` for a relative change of logged values (never below -100%)."""
     if change < 0:
         return f"fell {'only ' if only and -change < 0.05 else ''}{-change:.1%}"
-    return f"rose {change:.1%}" if change > 0 else "did not change"
+    return f"rose {percent(change)}" if change > 0 else "did not change"
 
 
 def theil_sen(y: np.ndarray, max_points: int = 400) -> float:

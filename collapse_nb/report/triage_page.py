@@ -14,7 +14,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ import pandas as pd
 from ..findings import TONE
 from ..timeaxis import curve
 from .html import CSP, CSS
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 W, H, PAD = 180, 44, 3
 #: Most points drawn per curve (evenly thinned beyond that).
@@ -38,23 +41,50 @@ td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-n
 """
 
 
-def _points(run: Any, phase: str) -> np.ndarray:
+def _curve(run: Run, phase: str) -> pd.DataFrame:
     try:
-        c = curve(run, phase)
+        return curve(run, phase)
     except Exception:                                          # a curve that cannot be built is just not drawn
-        return np.empty((0, 2))
+        return pd.DataFrame()
+
+
+def _points(c: pd.DataFrame, axis: str) -> np.ndarray:
+    """``(t, value)`` of a curve on ``axis`` (``step``, ``epoch`` or its own ``x``), the per-step noise smoothed by a
+    running median over 1/25 of the points (as TensorBoard smooths by default), thinned to :data:`MAX_POINTS`."""
     if c.empty:
         return np.empty((0, 2))
-    xy = np.column_stack([c["x"].to_numpy("float64"), pd.to_numeric(c["value"], errors="coerce").to_numpy("float64")])
+    t = pd.to_numeric(c[axis], errors="coerce").to_numpy("float64")
+    v = pd.to_numeric(c["value"], errors="coerce").to_numpy("float64")
+    xy = np.column_stack([t, v])
     xy = xy[np.isfinite(xy).all(axis=1)]
+    w = len(xy) // 25
+    if w >= 3:
+        xy[:, 1] = pd.Series(xy[:, 1]).rolling(w, center=True, min_periods=1).median().to_numpy()
     if len(xy) > MAX_POINTS:
         xy = xy[np.linspace(0, len(xy) - 1, MAX_POINTS).astype(int)]
     return xy
 
 
-def sparkline(run: Any) -> str:
+def _axis(curves: list[pd.DataFrame]) -> str:
+    """One axis for the curves: the step when every point of every curve has one and they only go up (not a step that
+    restarts each epoch), else the epoch on the same terms, else ``"x"``: each curve's own placement, drawn across
+    the whole width (the curves then share their start and end, not their scale)."""
+    for axis in ("step", "epoch"):
+        ok = True
+        for c in curves:
+            t = pd.to_numeric(c[axis], errors="coerce") if axis in c.columns else pd.Series(dtype="float64")
+            ok = ok and bool(len(t)) and bool(t.notna().all()) and bool((t.diff().dropna() > 0).all())
+        if ok:
+            return axis
+    return "x"
+
+
+def sparkline(run: Run) -> str:
     """The run's train and validation objective as a small inline SVG ('' when it logs neither)."""
-    curves = {k: _points(run, k) for k in ("train", "val")}
+    frames = {k: _curve(run, k) for k in ("train", "val")}
+    frames = {k: c for k, c in frames.items() if len(c) >= 2}
+    axis = _axis(list(frames.values()))
+    curves = {k: _points(c, axis) for k, c in frames.items()}
     curves = {k: v for k, v in curves.items() if len(v) >= 2}
     if not curves:
         return ""
@@ -64,6 +94,10 @@ def sparkline(run: Any) -> str:
     if log:
         curves = {k: np.column_stack([v[:, 0], np.log10(v[:, 1])]) for k, v in curves.items()}
         ys = np.log10(ys)
+    if axis == "x":                                           # no shared axis: each curve across the whole width
+        curves = {k: np.column_stack([(v[:, 0] - v[:, 0].min()) / max(np.ptp(v[:, 0]), 1e-300), v[:, 1]])
+                  for k, v in curves.items()}
+        allxy = np.vstack(list(curves.values()))
     x0, x1 = float(allxy[:, 0].min()), float(allxy[:, 0].max())
     y0, y1 = float(ys.min()), float(ys.max())
     sx = (W - 2 * PAD) / (x1 - x0) if x1 > x0 else 0.0
@@ -93,6 +127,15 @@ def _text(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
 
 
+def _verdict_cell(r: dict) -> str:
+    """The run's top finding (or its verdict when it has none), with the whole verdict folded under it."""
+    e = html.escape
+    top, verdict = _text(r.get("top_finding")), _text(r.get("verdict"))
+    if not top:
+        return e(verdict)
+    return f"{e(top)}<details><summary>verdict</summary>{e(verdict)}</details>" if verdict else e(top)
+
+
 def render_triage_page(table: pd.DataFrame, sparks: dict[str, str], links: dict[str, str], root: str) -> str:
     """The page's HTML: ``table`` (:func:`collapse_nb.triage.triage`), an SVG per run name, a link per run name."""
     e = html.escape
@@ -110,14 +153,14 @@ def render_triage_page(table: pd.DataFrame, sparks: dict[str, str], links: dict[
             f"<td class=\"short\"><span class=\"badge {_STATUS_BADGE.get(status, 'off')}\">{e(status)}</span></td>"
             f"<td class=\"spark\">{sparks.get(name, '')}</td>"
             f"<td class=\"short\">{e(_text(r.get('top_cause')))}</td>"
-            f"<td class=\"long\">{e(_text(r.get('verdict')))}</td>"
+            f"<td class=\"long\">{_verdict_cell(r)}</td>"
             f"<td class=\"num\">{_num(r.get('steps'))}</td><td class=\"num\">{_num(r.get('epochs'))}</td>"
             f"<td class=\"long\">{e(_text(r.get('stopped_early')))}</td>"
             f"<td class=\"num\">{_num(r.get('best_val'))}</td>"
             f"<td class=\"short\">{e(_text(r.get('best_val_where')))}</td>"
             f"<td class=\"num\">{_num(r.get('final_val'))}</td>"
             "</tr>")
-    header = "".join(f"<th>{e(c)}</th>" for c in ("Run", "Status", "Curve", "Top cause", "Verdict", "Steps",
+    header = "".join(f"<th>{e(c)}</th>" for c in ("Run", "Status", "Curve", "Top cause", "Top finding", "Steps",
                                                      "Epochs", "Stopped early", "Best val", "Best at", "Final val"))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -128,8 +171,8 @@ def render_triage_page(table: pd.DataFrame, sparks: dict[str, str], links: dict[
 <body><main>
 <h1>Triage: {e(root)}</h1>
 <p class="meta">{len(table)} run(s), worst first: {e(head)}.</p>
-<p class="legend">Curve: the train objective (solid) and the validation objective (dashed), each run on its own
-scale. Each run's name links to its report.</p>
+<p class="legend">Curve: the train objective (solid) and the validation objective (dashed) on one time axis, each
+run on its own scale, per-step noise smoothed (a running median). Each run's name links to its report.</p>
 <div class="table-wrap"><table><thead><tr>{header}</tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table></div>

@@ -91,3 +91,20 @@ def test_cli_triage_writes_the_page(folder, tmp_path_factory, capsys):
     assert len(list((out.parent / "triage_reports").glob("*.html"))) == 3
     assert main(["triage", str(folder), "-o", str(out.with_suffix(".md"))]) == 2
     assert "ending in .html" in capsys.readouterr().err
+
+
+def test_sparkline_of_steps_that_restart_each_epoch_does_not_zigzag(tmp_path):
+    from collapse_nb.report.triage_page import _axis
+    import pandas as pd
+    restarting = pd.DataFrame({"step": [0, 1, 2, 0, 1, 2], "epoch": [0, 0, 0, 1, 1, 1], "x": range(6),
+                               "value": [3, 2, 1, 3, 2, 1]})
+    global_steps = pd.DataFrame({"step": [10, 20, 30], "epoch": [0, 0, 1], "x": [10, 20, 30], "value": [1, 2, 3]})
+    assert _axis([global_steps]) == "step"
+    assert _axis([restarting]) == "x" and _axis([global_steps, restarting]) == "x"
+
+
+def test_huge_factors_are_written_as_powers_of_ten():
+    from collapse_nb.wording import factor, percent, times
+    assert factor(12.34) == "12.3x" and factor(7.6e23) == "7.6e+23x"
+    assert percent(0.249) == "24.9%" and percent(1.2e30) == "1.2e+30x"
+    assert times(3.14) == "3.1x" and times(120) == "120x" and times(7.6e23) == "7.6e+23x"

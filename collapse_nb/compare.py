@@ -35,7 +35,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,9 @@ import pandas as pd
 from .config import canonical_key
 from .findings import severity_rank
 from .timeaxis import curve
+
+if TYPE_CHECKING:
+    from .run import Run
 
 #: Running-median window as a fraction of a curve's points (at least 3 points, odd).
 SMOOTH_FRAC = 0.05
@@ -122,7 +125,7 @@ class Comparison:
                 f"{self.params['param'].nunique() if len(self.params) else 0} parameter(s) differ>")
 
 
-def compare(run: Any, reference: Any, *, findings: list | None = None, reference_findings: list | None = None,
+def compare(run: Run, reference: Run, *, findings: list | None = None, reference_findings: list | None = None,
             others: list | None = None, k_noise: float = 3.0, rel_floor: float = 0.02, rel_level: float = 0.05,
             persist: float = 0.8, param_factor: float = 3.0) -> Comparison:
     """What differs between ``run`` and ``reference`` (two :class:`~collapse_nb.Run`): see the module docstring.
@@ -153,7 +156,7 @@ def compare(run: Any, reference: Any, *, findings: list | None = None, reference
 
 # ----------------------------------------------------------------------------- configuration
 
-def _flat_config(run: Any) -> dict[str, Any]:
+def _flat_config(run: Run) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for _, cfg in sorted((run.meta.get("config_raw") or {}).items()):
         for k, v in cfg.items():
@@ -171,7 +174,7 @@ def _same(a: Any, b: Any) -> bool:
     return str(a) == str(b)
 
 
-def config_differences(run: Any, reference: Any) -> pd.DataFrame:
+def config_differences(run: Run, reference: Run) -> pd.DataFrame:
     """Configuration keys whose values differ (``key, run, reference, kind``: ``canonical`` or ``as logged``)."""
     rows = []
     a, b = run.config or {}, reference.config or {}
@@ -207,7 +210,7 @@ def _scatter(v: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6))
 
 
-def _curves_of(run: Any) -> list[tuple[str, str, str, str | None, str | None]]:
+def _curves_of(run: Run) -> list[tuple[str, str, str, str | None, str | None]]:
     """``(label, phase, name, eval_set, direction)`` of the curves worth comparing."""
     cat = getattr(run, "series", pd.DataFrame())
     out: list[tuple[str, str, str, str | None, str | None]] = []
@@ -228,7 +231,7 @@ def _curves_of(run: Any) -> list[tuple[str, str, str, str | None, str | None]]:
     return list(dict.fromkeys(out))
 
 
-def _xy(run: Any, phase: str, name: str, eval_set: str | None, level: str = "auto") -> tuple[pd.DataFrame, str]:
+def _xy(run: Run, phase: str, name: str, eval_set: str | None, level: str = "auto") -> tuple[pd.DataFrame, str]:
     c = curve(run, phase, name, level=level, eval_set=eval_set)
     if level == "epoch":
         c = c[c["epoch"].notna()]
@@ -241,7 +244,7 @@ def _xy(run: Any, phase: str, name: str, eval_set: str | None, level: str = "aut
     return c.iloc[0:0].assign(t=[]), ""
 
 
-def curve_differences(run: Any, references: list, k_noise: float = 3.0, rel_floor: float = 0.02,
+def curve_differences(run: Run, references: list[Run], k_noise: float = 3.0, rel_floor: float = 0.02,
                       rel_level: float = 0.05, persist: float = 0.8) -> pd.DataFrame:
     """Where each curve both runs have parts from the reference's (see the module docstring)."""
     cols = ["series", "axis", "parted_at", "where", "run_at", "reference_at", "noise", "noise_basis",
@@ -293,7 +296,8 @@ def curve_differences(run: Any, references: list, k_noise: float = 3.0, rel_floo
     return pd.DataFrame(rows, columns=cols)
 
 
-def _noise(references: list, key: tuple[str, str, str | None], level: str, t: np.ndarray, va: np.ndarray, sa: np.ndarray,
+def _noise(references: list[Run], key: tuple[str, str, str | None], level: str, t: np.ndarray, va: np.ndarray,
+           sa: np.ndarray,
            vb: np.ndarray, sb: np.ndarray) -> tuple[float, str]:
     """Run-to-run spread of the references on ``t`` when there are several, else the two curves' scatter."""
     if len(references) > 1:
@@ -341,7 +345,7 @@ def check_differences(findings: list, reference_findings: list) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- parameters
 
-def _param_medians(run: Any) -> dict[tuple[str, str], float]:
+def _param_medians(run: Run) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     g = run.grads
     if g is not None and len(g) and "param" in g:
@@ -360,7 +364,7 @@ def _param_medians(run: Any) -> dict[tuple[str, str], float]:
     return out
 
 
-def param_differences(run: Any, reference: Any, factor: float = 3.0) -> pd.DataFrame:
+def param_differences(run: Run, reference: Run, factor: float = 3.0) -> pd.DataFrame:
     """Parameters whose median gradient norm, update ratio or final weight norm differ by ``factor`` or more."""
     a, b = _param_medians(run), _param_medians(reference)
     rows = []
@@ -382,14 +386,14 @@ def param_differences(run: Any, reference: Any, factor: float = 3.0) -> pd.DataF
 REPEAT_KEYS = re.compile(r"(^|\.)(seed|random_seed|data_seed|rng_seed|manual_seed)$", re.I)
 
 
-def repeats_of(reference: Any, candidates: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+def repeats_of(reference: Run, candidates: list[tuple[str, Run]]) -> list[tuple[str, Run]]:
     """Those of ``candidates`` whose configuration differs from ``reference``'s in the seed at most: repeats of it,
     whose spread is the run-to-run noise."""
     return [(n, r) for n, r in candidates
             if all(REPEAT_KEYS.search(str(k)) for k in config_differences(r, reference)["key"])]
 
 
-def closest(run: Any, candidates: list[tuple[str, Any]]) -> tuple[str, Any] | None:
+def closest(run: Run, candidates: list[tuple[str, Run]]) -> tuple[str, Run] | None:
     """Of ``(name, run)`` candidates (healthy runs), the one whose configuration differs least from ``run``'s
     (fewest differing keys, then the most keys in common), or None when there is none."""
     if not candidates:
@@ -402,7 +406,7 @@ def closest(run: Any, candidates: list[tuple[str, Any]]) -> tuple[str, Any] | No
     return min(candidates, key=cost)
 
 
-def _name(run: Any) -> str:
+def _name(run: Run) -> str:
     meta = getattr(run, "meta", {}) or {}
     if meta.get("run_name") and meta["run_name"] != ".":
         return str(meta["run_name"])

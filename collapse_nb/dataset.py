@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import quote
 
 import pandas as pd
@@ -31,6 +31,9 @@ import pyarrow.parquet as pq
 
 from ._atomic import atomic_target
 from .runs_tables import RUN_TABLES, findings_table, plain, run_frame
+
+if TYPE_CHECKING:
+    from .run import Run
 
 PART = "part-0.parquet"
 
@@ -55,7 +58,7 @@ def _write(table: pa.Table, path: Path) -> None:
         pq.write_table(table, tmp)
 
 
-def write_run(out: str | os.PathLike, name: str, run: Any, findings: list) -> dict[str, pa.Schema]:
+def write_run(out: str | os.PathLike, name: str, run: Run, findings: list) -> dict[str, pa.Schema]:
     """Write the partitions of one run; the schema of each table written (for :func:`finish`)."""
     frames = {t: run_frame(run, t) for t in (*RUN_TABLES, *[k for k in run.extra if k not in RUN_TABLES])}
     frames["findings"] = findings_table(name, findings).drop(columns=["run"])

@@ -80,13 +80,16 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import pandas as pd
 
 from .checks import CHECKS, Check, default_checks
 from .findings import Finding, check_failed, is_problem, sort_findings
+
+if TYPE_CHECKING:
+    from .run import Run
 
 SEVERITY_WEIGHT = {"critical": 3.0, "warning": 2.0, "info": 1.0, "ok": 0.0}
 #: a rule weight from which the explaining finding ranks above the finding it explains.
@@ -117,7 +120,7 @@ def rule_key(f: Finding) -> str:
 
 # ----------------------------------------------------------------------------- diagnose
 
-def diagnose(run, checks: Iterable[Any] | None = None, thresholds: dict[str, dict[str, Any]] | None = None,
+def diagnose(run: Run, checks: Iterable[Any] | None = None, thresholds: dict[str, dict[str, Any]] | None = None,
              **overrides: Any) -> list[Finding]:
     """Run the checks on ``run`` and return their findings, problems first (see the module docstring).
 

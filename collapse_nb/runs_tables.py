@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .findings import _json, sort_findings
 
+if TYPE_CHECKING:
+    from .run import Run
+
 RUN_TABLES = ("scalars", "epochs", "grads", "outputs")
 FINDING_COLUMNS = ["run", "rank", "severity", "code", "check", "title", "summary", "score", "details"]
 
 
-def run_frame(run: Any, table: str) -> pd.DataFrame:
+def run_frame(run: Run, table: str) -> pd.DataFrame:
     """One run's table ``table`` (``scalars``, ``epochs``, ``grads``, ``outputs`` or one of ``run.extra``)."""
     if table in RUN_TABLES:
         return getattr(run, table)

@@ -43,7 +43,7 @@ def _col(df: pd.DataFrame, name: str, n: int, dtype: str) -> pd.Series:
 
 
 PHASES = ["train", "val", "test"]
-_PHASE_CODE = {p: i for i, p in enumerate(PHASES)}
+_PHASE_CODE: dict[str | None, int] = {p: i for i, p in enumerate(PHASES)}
 
 
 def _categorical(values: pd.Series) -> pd.Categorical:
@@ -240,12 +240,12 @@ def _codes_of(col: pd.Series, rows: np.ndarray, vm) -> np.ndarray:
             ok = data if mask is None else data[~mask]
             if not len(ok):
                 return np.zeros(len(data), dtype=np.int64)
-            lo, hi = float(ok.min()), float(ok.max())        # NaN (unmasked) or inf fall through
-            if -2.0 ** 52 < lo and hi < 2.0 ** 52 and hi - lo < 2.0 ** 40:
+            flo, fhi = float(ok.min()), float(ok.max())      # NaN (unmasked) or inf fall through
+            if -2.0 ** 52 < flo and fhi < 2.0 ** 52 and fhi - flo < 2.0 ** 40:
                 whole = np.where(mask, 0.0, data) if mask is not None else data
                 ints = whole.astype(np.int64)
                 if np.array_equal(ints, whole):
-                    codes = ints - (int(lo) - 1)
+                    codes = ints - (int(flo) - 1)
                     if mask is not None:
                         codes[mask] = 0
                     return codes

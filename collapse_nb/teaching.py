@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -163,8 +163,10 @@ def _build(cfg: NetConfig, d_in: int):
         def __init__(self) -> None:
             super().__init__()
             self.linear = nn.Linear(cfg.width, cfg.width)
-            self.norm = {"none": nn.Identity, "batch": lambda: nn.BatchNorm1d(cfg.width),
-                         "layer": lambda: nn.LayerNorm(cfg.width)}[cfg.norm]()
+            norms: dict[str, Callable[[], nn.Module]] = {
+                "none": nn.Identity, "batch": lambda: nn.BatchNorm1d(cfg.width),
+                "layer": lambda: nn.LayerNorm(cfg.width)}
+            self.norm = norms[cfg.norm]()
             self.act = act()
 
         def forward(self, x):
@@ -184,7 +186,8 @@ def _build(cfg: NetConfig, d_in: int):
             return self.head(self.final_norm(self.blocks(act()(self.input(x)))))
 
     net = Net()
-    for m in [net.input, *[b.linear for b in net.blocks]]:      # the head keeps PyTorch's default init
+    blocks = [b for b in net.blocks if isinstance(b, Block)]      # (all of them)
+    for m in [net.input, *[b.linear for b in blocks]]:          # the head keeps PyTorch's default init
         fan_in = m.weight.shape[1]
         if cfg.init == "xavier":
             nn.init.xavier_normal_(m.weight)

@@ -15,7 +15,7 @@ not be read come last with status ``unreadable`` and the reason as their verdict
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,13 +24,16 @@ from .diagnose import diagnose, order_findings, root_causes
 from .report.document import make_verdict
 from .timeaxis import curve
 
+if TYPE_CHECKING:
+    from .run import Run
+
 STATUS_ORDER = {"broken": 0, "suspicious": 1, "not assessed": 2, "inconclusive": 3, "healthy": 4, "working": 4,
                 "unreadable": 5}
 COLUMNS = ["run", "status", "top_cause", "top_finding", "verdict", "critical", "warnings", "steps", "epochs",
            "stopped_early", "best_val", "best_val_where", "final_val", "files"]
 
 
-def triage_row(name: str, run: Any, findings: list | None = None, **thresholds: Any) -> dict:
+def triage_row(name: str, run: Run, findings: list | None = None, **thresholds: Any) -> dict:
     """The triage row of one run (see the module docstring), from its ``findings`` when they are known."""
     findings = diagnose(run, **thresholds) if findings is None else findings
     causes = root_causes(findings)

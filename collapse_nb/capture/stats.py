@@ -64,8 +64,9 @@ def copy_tensors(tensors: Sequence[torch.Tensor], out: list[torch.Tensor] | None
     ok = out is not None and len(out) == len(tensors) and all(
         o.shape == t.shape and o.dtype == t.dtype and o.device == t.device and o.layout == t.layout
         for o, t in zip(out, tensors))
-    dst = list(out) if ok and out is not None else [torch.empty_like(t, memory_format=torch.preserve_format) if t.layout == torch.strided
-                                else t.detach().clone() for t in tensors]
+    dst = list(out) if ok and out is not None else [
+        torch.empty_like(t, memory_format=torch.preserve_format) if t.layout == torch.strided
+        else t.detach().clone() for t in tensors]
     with torch.no_grad():
         for (_d, _dt, layout), idx in _group(tensors).items():
             src = [tensors[i].detach() for i in idx]

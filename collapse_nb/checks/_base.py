@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from ..timeaxis import (LOSS_COLUMNS, add_where, continues_each_other, curve, cu
                         finite, loss_rows, main_segment, missing_loss, order, step_is_global, table_basis,
                         where)
 from ..wording import fmt, one_in, times  # noqa: F401
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 #: Name words of an output layer (used to tell the head among the parameters).
 HEAD_WORDS = re.compile(r"(^|[._])(projection|proj|head|heads|output|out|fc|classifier|lm_head|logits|out_proj|"
@@ -59,7 +62,7 @@ class Check:
     #: a check that compares the ranks reads every rank's rows
     all_ranks: ClassVar[bool] = False
 
-    def __call__(self, run) -> list[Finding]:  # pragma: no cover - every check overrides it
+    def __call__(self, run: Run) -> list[Finding]:  # pragma: no cover - every check overrides it
         raise NotImplementedError
 
     def reset_basis(self) -> None:
@@ -163,7 +166,7 @@ def tail(values: np.ndarray, frac: float, minimum: int = 1) -> np.ndarray:
     return values[n - k:]
 
 
-def aligned_train_val(run, name: str = "loss", eval_set: str | None = None,
+def aligned_train_val(run: Run, name: str = "loss", eval_set: str | None = None,
                       val_name: str | None = None, val_phase: str = "val") -> pd.DataFrame:
     """Train and val values at the same time points: ``x, where, train, val`` (+ epoch, step).
 
@@ -205,7 +208,7 @@ def aligned_train_val(run, name: str = "loss", eval_set: str | None = None,
     return out
 
 
-def validation_series(run) -> list[dict[str, Any]]:
+def validation_series(run: Run) -> list[dict[str, Any]]:
     """The validation series a train/val check can compare: one per eval set's loss, else eval metrics.
 
     Each is ``{"eval_set", "val_name", "direction", "label"}``: the set's objective (``val_name="loss"``,
@@ -231,7 +234,7 @@ def validation_series(run) -> list[dict[str, Any]]:
     return out
 
 
-def config_number(run, key: str) -> float | None:
+def config_number(run: Run, key: str) -> float | None:
     """A numeric canonical config value, or ``None``."""
     v = run.config.get(key) if hasattr(run, "config") else None
     if isinstance(v, bool) or v is None:
@@ -243,7 +246,7 @@ def config_number(run, key: str) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def optional_table(run, name: str) -> pd.DataFrame:
+def optional_table(run: Run, name: str) -> pd.DataFrame:
     """``run.params`` / ``run.optimizer`` / ... or an empty frame when the run has no such table."""
     try:
         t = getattr(run, name)

@@ -1,15 +1,20 @@
 """Gradient tables the gradient checks share: the total norm per step, per-layer summaries."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from ._base import add_where, is_weight_matrix, main_segment, order
 
+if TYPE_CHECKING:
+    from ..run import Run
+
 STEP_KEYS = ["segment", "epoch", "batch", "step"]
 
 
-def total_grad_norm(run) -> tuple[pd.DataFrame, str]:
+def total_grad_norm(run: Run) -> tuple[pd.DataFrame, str]:
     """``(rows, how)``: the total gradient norm per step (``value`` + step keys + ``where``).
 
     The logged total (``grad_norm`` without a parameter) when there is one, else the root of the sum of
@@ -30,7 +35,7 @@ def total_grad_norm(run) -> tuple[pd.DataFrame, str]:
     return add_where(order(tot.drop(columns="sq"))), "combined from the per-parameter norms"
 
 
-def per_param(run, zero: float = 1e-12) -> pd.DataFrame:
+def per_param(run: Run, zero: float = 1e-12) -> pd.DataFrame:
     """Per parameter over the main segment: ``param, steps, grad_median, grad_median_nonzero, zero_steps,
     grad_max, weight_median, grad_to_weight, update_median, nonfinite, is_matrix`` (weight =
     ``weight_norm_before`` when logged; ``grad_to_weight`` uses the median over the non-zero steps)."""
@@ -54,7 +59,7 @@ def per_param(run, zero: float = 1e-12) -> pd.DataFrame:
     return agg.reset_index()
 
 
-def first_last_ratio(run, zero: float = 1e-12) -> pd.DataFrame:
+def first_last_ratio(run: Run, zero: float = 1e-12) -> pd.DataFrame:
     """AUTOTRAINER's gradient rate per step: first weight matrix's grad norm / last weight matrix's.
 
     Only weight matrices with a non-zero gradient somewhere are used (dead ones are another check's).

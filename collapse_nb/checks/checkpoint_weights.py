@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ import pandas as pd
 from ..findings import Finding
 from ._base import Check, fmt, is_bias, optional_table
 from .dead_parameters import trainable
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 _EMBEDDING = re.compile(r"(?:^|[._])(?:emb|embed|embedding|embeddings|wte|wpe|tok_embeddings|word_embeddings|"
                         r"position_embeddings|embed_tokens|shared)(?:[._]|$)", re.I)
@@ -62,7 +66,7 @@ class CheckpointWeights(Check):
         "checkpoint_nonfinite": {"nonfinite_loss": (0.9, "NaN/inf weights make every output NaN")},
     }
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         p = optional_table(run, "params")
         if p.empty or "param" not in p:
             return self.skip("no checkpoint tensors (run.params)")

@@ -12,12 +12,16 @@ and sits exactly at it is a post-clip norm and cannot be judged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..findings import Finding
 from ._base import Check, config_number, fmt, table_basis
 from ._grads import total_grad_norm
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -61,7 +65,7 @@ class ClippingSaturated(Check):
         return (f"{d['fraction_clipped']:.0%} of {d['steps']} steps (clip {fmt(d['clip'])}, median norm "
                 f"{fmt(d['median_norm'])})")
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         clip = config_number(run, "clip_grad_norm")
         if clip is None or clip <= 0:
             return self.skip("no gradient clipping value in the config (clip_grad_norm / max_grad_norm)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ import pandas as pd
 from ..findings import Finding
 from ..series import eval_sets, networks, seen
 from ._base import Check, add_where, curve, curve_basis, fmt, optional_table, order
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 _STEP_KEYS = ("max_steps", "max_duration", "train_iters", "total_steps", "max_iter", "max_iters", "num_steps",
               "total_iters", "max_iterations")
@@ -66,14 +70,14 @@ class Coverage(Check):
     def not_assessed(self, finding: Finding) -> bool:
         return finding.code == "objective_not_found"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         out = [self._objective(run)]
         stop = self._completion(run)
         if stop is not None:
             out.append(stop)
         return out
 
-    def _objective(self, run) -> Finding:
+    def _objective(self, run: Run) -> Finding:
         cat = run.series
         nets = networks(cat)
         if nets:
@@ -129,7 +133,7 @@ class Coverage(Check):
                             details={**b, "how": run.objective("train").how,
                                      "val_series": val.description if val.found else None})
 
-    def _completion(self, run) -> Finding | None:
+    def _completion(self, run: Run) -> Finding | None:
         s = run.scalars
         if s.empty:
             return None
@@ -175,7 +179,7 @@ class Coverage(Check):
                             score=1 - got / plan)
 
 
-    def _unfinished(self, run, last_step: float | None, epochs_done: float | None) -> Finding | None:
+    def _unfinished(self, run: Run, last_step: float | None, epochs_done: float | None) -> Finding | None:
         """A run its tracker says did not finish (no W&B exit record; MLflow status KILLED / FAILED / RUNNING),
         when no configured length says how far it got."""
         raw = {k: v for cfg in (run.meta.get("config_raw") or {}).values() if isinstance(cfg, dict)
@@ -209,7 +213,7 @@ def _value(v) -> str:
     return "NaN" if x != x else fmt(x)
 
 
-def _planned(run, keys: tuple[str, ...]) -> tuple[float | None, str]:
+def _planned(run: Run, keys: tuple[str, ...]) -> tuple[float | None, str]:
     cfg = run.config
     for k in ("max_steps",) if keys is _STEP_KEYS else ("epochs",):
         v = _number(cfg.get(k))
@@ -233,7 +237,7 @@ def _planned(run, keys: tuple[str, ...]) -> tuple[float | None, str]:
     return None, ""
 
 
-def _raw_number(run, leaf: str) -> float | None:
+def _raw_number(run: Run, leaf: str) -> float | None:
     raw = run.meta.get("config_raw") or {}
     for _src, cfg in raw.items():
         if not isinstance(cfg, dict):
@@ -259,7 +263,7 @@ def _number(v) -> float | None:
     return x if math.isfinite(x) and x > 0 else None
 
 
-def _global_step(run) -> bool:
+def _global_step(run: Run) -> bool:
     """The logged steps count the whole run (not a counter within each epoch, as pix2pix's 'iters')."""
     from ._base import step_is_global
     c = curve(run, "train")
@@ -267,7 +271,7 @@ def _global_step(run) -> bool:
     return step_is_global(rows[["epoch", "step"]]) if len(rows) else bool(len(c))
 
 
-def _last_traceback(run) -> str:
+def _last_traceback(run: Run) -> str:
     """The traceback a log ends on: one noted after the last training loss logged in its file, else ``""``."""
     obj = run.objective("train")
     s = obj.rows if obj.found else run.scalars      # after the last loss logged (a traceback's own numbers aside)

@@ -11,12 +11,16 @@ Parameters are grouped by module (the name without its last component) so that
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..findings import Finding
 from ._base import Check, fmt, head_param, module_of, optional_table, order, table_basis
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 _COLUMNS = ["param", "module", "status", "steps_seen", "zero_fraction", "grad_max", "update_max", "source", "reason"]
 _DIFF_COLUMNS = ("max_abs_diff", "abs_diff", "diff_norm", "l2_diff", "rel_change", "max_diff", "change")
@@ -100,7 +104,7 @@ class DeadParameters(Check):
         inter = d.get("intermittent") or []
         return f"{d['n_dead']} of {d['n_params']}" + (f" (+{len(inter)} zero at most steps)" if inter else "")
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         parts, seen = [], set()
         g = run.grads
         self._basis = table_basis(g, f"per-parameter gradient norms of {g['param'].nunique()} parameters (run.grads)")

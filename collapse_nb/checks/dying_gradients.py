@@ -13,6 +13,7 @@ onset) the finding says whether the gradients died before or after it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ import pandas as pd
 from ..findings import Finding
 from ._base import Check, add_where, module_of, order, table_basis
 from .variance_collapse import VarianceCollapse
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -54,7 +58,7 @@ class DyingGradients(Check):
         },
     }
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         g = run.grads
         self._basis = table_basis(g, f"per-parameter gradient norms of {g['param'].nunique()} parameters (run.grads)")
         if g.empty or g["param"].isna().all() or g["grad_norm"].notna().sum() == 0:

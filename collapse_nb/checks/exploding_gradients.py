@@ -17,6 +17,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ import pandas as pd
 from ..findings import Finding
 from ._base import Check, add_where, fmt, main_segment, order, table_basis
 from ._grads import first_last_ratio, total_grad_norm
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -87,7 +91,7 @@ class ExplodingGradients(Check):
             parts.append(f"{d['spikes']} spike(s)")
         return "; ".join(parts) if parts else "finite"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         total, how = total_grad_norm(run)
         self._basis = table_basis(total, f"the total gradient norm ({how})") if len(total) else {}
         g = run.grads
@@ -161,7 +165,7 @@ class ExplodingGradients(Check):
                              summary="Gradients explode: " + "; ".join(problems) + ".", evidence=ev, actions=actions,
                              details=details, score=float(details.get("nonfinite", 0) + len(problems)))]
 
-    def _survived(self, run, rows: pd.DataFrame, bad: np.ndarray, first) -> bool:
+    def _survived(self, run: Run, rows: pd.DataFrame, bad: np.ndarray, first) -> bool:
         """NaN/inf norms at no more than ``isolated_fraction`` of the logged norms, the last norm finite, and a
         train loss that is logged after the first one and finite there: a skipped step, not a broken run."""
         if bad.mean() > self.isolated_fraction or bad[-1]:
@@ -183,7 +187,7 @@ class ExplodingGradients(Check):
         return bool(len(after) and np.isfinite(after).all())
 
     @staticmethod
-    def _all_norms(run) -> pd.DataFrame:
+    def _all_norms(run: Run) -> pd.DataFrame:
         """Every logged gradient norm (total and per parameter, NaN/inf kept) in time order: ``where`` is
         filled in only for the rows a finding shows (see :meth:`_shown`)."""
         sc = run.scalars

@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..findings import Finding
 from ._base import Check, curve, curve_basis, finite, fmt
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 _ADVERSARIAL = re.compile(r"(^|_)(gan|adv|adversarial)(_|$)")
 
@@ -75,7 +79,7 @@ class GANBalance(Check):
     symptom_words = {"gan_discriminator_wins": "the discriminator winning",
                      "gan_loss_explodes": "a GAN network's exploding loss"}
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         cat = run.series if hasattr(run, "series") else pd.DataFrame()
         nets = set(cat.loc[cat["role"].isin(["objective", "component"]), "network"].dropna()) if len(cat) else set()
         if nets != {"generator", "discriminator"}:
@@ -147,7 +151,7 @@ class GANBalance(Check):
                     f"network overpowers the other.", details=details))
         return out
 
-    def _generator(self, run, cat) -> tuple[pd.DataFrame, str]:
+    def _generator(self, run: Run, cat) -> tuple[pd.DataFrame, str]:
         comps = cat[(cat["network"] == "generator") & (cat["role"] == "component")
                     & ((cat["phase"] == "train") | cat["phase"].isna())]
         adv = [n for n in comps["name"].astype(str) if _ADVERSARIAL.search(n)]

@@ -17,12 +17,16 @@ normal data; 6 here because batch-to-batch loss noise is heavy-tailed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..findings import Finding
 from ._base import Check, curve, curve_basis, finite, fmt, missing_loss
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -54,7 +58,7 @@ class LossSpikes(Check):
     symptoms = {"loss_spike_unrecovered": 1.0}
     symptom_words = {"loss_spike_unrecovered": "the loss spike that did not recover"}
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         c = curve(run, "train")
         c = finite(c)
         if len(c) and (c["value"].astype("float64") <= 0).any():

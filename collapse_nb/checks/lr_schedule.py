@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..findings import Finding
 from ._base import Check, config_number, fmt, main_segment, order
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -67,7 +71,7 @@ class LRScheduleMismatch(Check):
     def measure(self, d) -> str:
         return f"{d['median_err']:.1%} ({d.get('description', 'best fitting schedule')})"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         peak = config_number(run, "learning_rate")
         steps, per_epoch = self._logged(run)
         if len(steps) + len(per_epoch) < 2:
@@ -167,7 +171,7 @@ class LRScheduleMismatch(Check):
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def _logged(run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def _logged(run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
         s = run.scalars
         lr = s[s["name"] == "lr"]
         if lr.empty:

@@ -7,6 +7,7 @@ as blown up. Every metric whose canonical name is ``loss`` or ends in ``loss``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ from ..findings import Finding
 from ..series import networks
 from ..series import seen as series_seen
 from ._base import Check, add_where, fmt, order, table_basis
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -50,7 +54,7 @@ class NonfiniteLoss(Check):
             return f"{d['nonfinite']} NaN/inf ({d['nan']} NaN, {d['inf']} inf), {d['huge']} huge"
         return f"0 of {d['n']:,}"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         s = run.scalars
         cat = run.series if hasattr(run, "series") else None
         if cat is not None and len(cat):

@@ -8,6 +8,7 @@ norm of the other layers, at the first and the last logged step.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ import pandas as pd
 from ..findings import Finding
 from .dead_parameters import trainable
 from ._base import Check, fmt, head_param, is_weight_matrix, order, optional_table, where, times
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -57,7 +61,7 @@ class OutputHead(Check):
     def measure(self, d) -> str:
         return f"{fmt(d['ratio_first'])} at the start, {fmt(d['ratio_last'])} at the end ({d['head']})"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         snaps = self._snapshots(run)
         if snaps is None:
             return self.skip("no per-parameter weight norms (run.grads weight_norm or run.params norm)")
@@ -103,7 +107,7 @@ class OutputHead(Check):
                              f"layers", summary=summary, evidence=ev, actions=actions,
                              details=details, score=float(-np.log10(max(r0, 1e-12))))]
 
-    def _snapshots(self, run):
+    def _snapshots(self, run: Run):
         g = run.grads
         if not g.empty and g["param"].notna().any():
             col = "weight_norm_before" if "weight_norm_before" in g and g["weight_norm_before"].notna().any() \

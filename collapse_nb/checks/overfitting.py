@@ -12,11 +12,15 @@ reported, naming the set; the others are in ``details["per_set"]``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..findings import Finding
 from ._base import Check, aligned_train_val, fmt, validation_series
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -66,7 +70,7 @@ class Overfitting(Check):
         return (f"{d['rise']:+.1%} ({d.get('val_series', 'validation')}: best {fmt(d['val_best'])} at "
                 f"{d['val_best_where']}, end {fmt(d['val_end'])})")
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         candidates = validation_series(run)
         if not candidates:
             tv = aligned_train_val(run)

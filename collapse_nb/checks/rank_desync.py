@@ -37,7 +37,7 @@ skip decided on a rank-local value (a non-finite check that is not all-reduced).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -45,6 +45,9 @@ from ..findings import Finding
 from ..ranks import describe, ranks
 from ._base import Check, fmt, optional_table
 from ._rank_compare import compare_checkpoints, compare_local, compare_synced, is_synced, rank_matrices
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 #: Values every replica holds after the all-reduce (without a parameter: the global one).
 SYNCED = frozenset({"grad_norm", "weight_norm", "update_norm", "loss_scale", "lr"})
@@ -118,7 +121,7 @@ class RankDesync(Check):
             parts.append(f"loss drift {fmt(d['drift'])} (noise {fmt(d.get('noise'))})")
         return "; ".join(parts) or "ranks agree"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         s = run.scalars
         logged = ranks(s)
         ck = compare_checkpoints(optional_table(run, "params"), self.param_rtol)

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..findings import Finding
 from ._base import Check
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 _REFUSED = re.compile(r"refused: the pickle references (\S+?),? ")
 _CHECKPOINT_FORMATS = {"torch-checkpoint", "safetensors"}
@@ -33,7 +37,7 @@ class SuspiciousFiles(Check):
     name = "suspicious_files"
     reads = "the files loading refused (run.meta['ignored'])"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         ignored = run.meta.get("ignored") or []
         refused = [(i["source"], m.group(1)) for i in ignored if (m := _REFUSED.search(str(i.get("reason", ""))))]
         if not refused:

@@ -12,11 +12,15 @@ to ``dead_parameters``; biases and normalisation gains are skipped by default
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..findings import Finding
 from ._base import Check, fmt, is_weight_matrix, main_segment, table_basis
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -79,7 +83,7 @@ class UpdateRatio(Check):
     def measure(self, d) -> str:
         return f"{fmt(d['median_ratio'])} (median of {d['layers']} weight matrices)"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         g = run.grads
         self._basis = table_basis(g, f"per-parameter update and weight norms of {g['param'].nunique()} parameters "
                                      f"(run.grads)")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,9 @@ import pandas as pd
 from ..findings import Finding
 from ._base import Check, curve, curve_basis, finite, fmt
 from .chance_level_loss import chance_loss
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 _AUC = re.compile(r"(^|[_/.])(auc|roc_auc|auroc|roc)($|[_/.])", re.I)
 _ACC = re.compile(r"(^|[_/.])(acc|accuracy|top1|top_1|acc1|top1_acc|categorical_accuracy|binary_accuracy)($|[_/.])",
@@ -77,7 +81,7 @@ class ValAtChance(Check):
     def measure(self, d) -> str:
         return f"{d['series']}: {fmt(d['last'])} at the end (chance {fmt(d['chance'])})"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         cands = self._candidates(run)
         if not cands and _regression(run):
             return self.skip(f"a regression run ({_regression(run)}): its chance level is the target variance, "
@@ -100,7 +104,7 @@ class ValAtChance(Check):
         return [self._finding(r, [x["series"] for x in bad])]
 
     # ------------------------------------------------------------------------------------------------
-    def _candidates(self, run) -> list[tuple]:
+    def _candidates(self, run: Run) -> list[tuple]:
         """``(name, label, chance, direction, kind, train_name)`` for each validation series with a chance level."""
         cat = run.series
         if cat is None or not len(cat):
@@ -121,7 +125,7 @@ class ValAtChance(Check):
                             f"= 1/{k}; {how}"))
         return out
 
-    def _judge(self, run, name, label, chance, direction, kind, train_name, eval_set, chance_how) -> dict | None:
+    def _judge(self, run: Run, name, label, chance, direction, kind, train_name, eval_set, chance_how) -> dict | None:
         c = finite(curve(run, "val", eval_set=eval_set) if kind == "loss" else curve(run, "val", name=name))
         if len(c) < self.min_points:
             return None
@@ -208,7 +212,7 @@ _REGRESSION_LOSS = re.compile(r"(^|[_/.])(mse|rmse|mae|l1|l2|huber|smooth_l1|mea
                               r"mean_absolute_error)($|[_/.])", re.I)
 
 
-def _regression(run) -> str:
+def _regression(run: Run) -> str:
     """Why ``run`` is a regression (target std in ``run.outputs``, a squared/absolute-error loss), or ``""``."""
     out = getattr(run, "outputs", None)
     if out is not None and len(out) and "target_std" in out and out["target_std"].notna().any():

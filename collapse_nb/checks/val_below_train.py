@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ import pandas as pd
 from ..findings import Finding
 from ._base import (Check, aligned_train_val, config_number, fmt, loss_rows, main_segment, times,
                     validation_series)
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -93,7 +97,7 @@ class ValBelowTrain(Check):
     def measure(self, d) -> str:
         return f"{d['ratio_median']:.2f}x (median of {d['evaluations']} evaluation(s))"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         sets = [c for c in validation_series(run) if c["val_name"] == "loss"] or [
             {"eval_set": None, "label": "validation loss"}]
         results = []
@@ -115,7 +119,7 @@ class ValBelowTrain(Check):
                                          "ratio_median": f.details["ratio_median"]} for f in results]
         return [worst]
 
-    def _one(self, run, tv: pd.DataFrame, c: dict) -> Finding:
+    def _one(self, run: Run, tv: pd.DataFrame, c: dict) -> Finding:
         r = float(tv["ratio"].median())
         frac = float((tv["ratio"] > self.ratio).mean())
         ev = tv[["where", "train", "val", "ratio"]]
@@ -147,7 +151,7 @@ class ValBelowTrain(Check):
                             actions=actions, details=details, score=float(math.log(r)))
 
     # ------------------------------------------------------------------ causes
-    def _causes(self, run, tv: pd.DataFrame, r: float) -> list[dict]:
+    def _causes(self, run: Run, tv: pd.DataFrame, r: float) -> list[dict]:
         tol = math.log1p(self.tolerance)
         out = []
         k = config_number(run, "gradient_accumulation_steps")
@@ -224,7 +228,7 @@ class ValBelowTrain(Check):
         return sorted(out, key=lambda c: -c["score"])
 
     @staticmethod
-    def _epoch_over_batch_mean(run, tv: pd.DataFrame) -> float | None:
+    def _epoch_over_batch_mean(run: Run, tv: pd.DataFrame) -> float | None:
         """Median over epochs of (epoch train loss / mean of that epoch's per-batch train losses)."""
         if tv["epoch"].isna().all():
             return None
@@ -239,7 +243,7 @@ class ValBelowTrain(Check):
         return float((j["train"] / j["mean"]).median()) if len(j) else None
 
     @staticmethod
-    def _target_variance_ratio(run) -> tuple[float, int, float, float] | None:
+    def _target_variance_ratio(run: Run) -> tuple[float, int, float, float] | None:
         """``((std_train/std_val)**2, batches, std_train, std_val)`` from ``run.outputs``, or ``None``."""
         o = run.outputs
         if o.empty or o["target_std"].isna().all():
@@ -252,7 +256,7 @@ class ValBelowTrain(Check):
         return (st / sv) ** 2, int(min(len(t), len(v))), st, sv
 
 
-def _hf_accumulation_bug(run) -> str:
+def _hf_accumulation_bug(run: Run) -> str:
     """The sentence naming the transformers 4.46-4.47 logging bug when the run's config says that version."""
     for src, cfg in (run.meta.get("config_raw") or {}).items():
         if not isinstance(cfg, dict):

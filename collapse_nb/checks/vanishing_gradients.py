@@ -19,6 +19,7 @@ is zero at some steps is intermittently cut off, which ``dead_parameters`` repor
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,9 @@ import pandas as pd
 from ..findings import Finding
 from ._base import Check, fmt, table_basis
 from ._grads import first_last_ratio, per_param, total_grad_norm
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -80,7 +84,7 @@ class VanishingGradients(Check):
     def measure(self, d) -> str:
         return f"{fmt(d['total_min'])} - {fmt(d['total_max'])} (median {fmt(d['total_median'])})"
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         total, how = total_grad_norm(run)
         self._basis = table_basis(total, f"the total gradient norm ({how})") if len(total) else {}
         pp = per_param(run, self.zero)

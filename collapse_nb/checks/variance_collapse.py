@@ -9,12 +9,16 @@ threshold for good.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..findings import Finding
 from ._base import Check, add_where, fmt, main_segment, one_in, order, table_basis, where
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 @dataclass
@@ -72,7 +76,7 @@ class VarianceCollapse(Check):
         return (f"{fmt(d['ratio_last'])} ({one_in(d['ratio_last'])}): pred std {fmt(d['pred_std_last'])} vs target "
                 f"std {fmt(d['target_std_last'])}")
 
-    def __call__(self, run) -> list[Finding]:
+    def __call__(self, run: Run) -> list[Finding]:
         out = run.outputs
         self._basis = table_basis(out.dropna(subset=["pred_std"]) if "pred_std" in out else out,
                                   "prediction and target std per logged batch (run.outputs)")
@@ -150,7 +154,7 @@ class VarianceCollapse(Check):
         t["one_in"] = [one_in(r) for r in t["ratio"]]
         return t
 
-    def onset_of(self, run) -> dict | None:
+    def onset_of(self, run: Run) -> dict | None:
         """Where the collapse began (``where, epoch, batch, step``), or ``None`` when the outputs did not collapse."""
         out = run.outputs
         if out.empty or out[["pred_std", "target_std"]].dropna().empty:

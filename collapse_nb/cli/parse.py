@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._common import EXIT_OK, add_input_format, add_quiet
 from .progress import Progress, reading, runs_progress
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 
 def add_parsers(sub: Any) -> None:
@@ -25,7 +28,7 @@ def add_parsers(sub: Any) -> None:
     f.set_defaults(func=cmd_formats)
 
 
-def _write_tables(run: Any, out: Path) -> list[Path]:
+def _write_tables(run: Run, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     # pyarrow is a dependency, but stay usable without it
     ext = "parquet" if importlib.util.find_spec("pyarrow") is not None else "csv"

@@ -84,10 +84,10 @@ def reading(progress: Progress) -> Iterator[None]:
 
 @contextlib.contextmanager
 def runs_progress(progress: Progress, mode: str = "") -> Iterator[None]:
-    """While the block runs, each run of a folder shows a line: ``reading run i/n: NAME`` (:func:`collapse_nb.load_runs`),
-    ``triaging run i/n: NAME`` (:func:`collapse_nb.cluster.triage_folder` here) or ``triaging N run(s) on the
-    cluster`` (the tasks run on the workers, whose progress is not seen here). ``mode`` is kept for callers; the
-    events say which it is."""
+    """While the block runs, each run of a folder shows a line: ``reading run i/n: NAME``
+    (:func:`collapse_nb.load_runs`), ``triaging run i/n: NAME`` (:func:`collapse_nb.cluster.triage_folder` here)
+    or ``triaging N run(s) on the cluster`` (the tasks run on the workers, whose progress is not seen here).
+    ``mode`` is kept for callers; the events say which it is."""
     if not progress.enabled:
         yield
         return

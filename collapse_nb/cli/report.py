@@ -20,12 +20,15 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import errors
 from ._common import (EXIT_FAIL_ON, EXIT_OK, FAIL_ON, DeprecatedAlias, add_fail_on, add_input_format, add_quiet,
                       add_thresholds, cli_words, error, reached, threshold_error, thresholds)
 from .progress import Progress, reading
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 WIDTH = 100
 #: The version of ``collapse-nb diagnose --json``'s layout; it changes when a key changes meaning or goes away.
@@ -160,7 +163,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _failed(findings, args.fail_on)
 
 
-def _comparison(args: argparse.Namespace, run: Any, findings: list, progress: Progress) -> Any:
+def _comparison(args: argparse.Namespace, run: Run, findings: list, progress: Progress) -> Any:
     """The comparison of ``run`` with ``--compare-with``, or with the closest healthy sibling of its folder (the
     runs beside it, :func:`collapse_nb.load_runs` of its parent); None when there is none."""
     from ..compare import compare

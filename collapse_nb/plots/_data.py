@@ -10,7 +10,7 @@ module the checks order and pick their curves with.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ import pandas as pd
 from ..errors import CollapseNBError
 from ..ranks import one_rank
 from ..timeaxis.placement import Timeline, floats, metric_timeline, sources_of, table_timeline, time_columns
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 PHASE_ORDER = ("train", "val", "test")
 GRAD_VALUES = ("grad_norm", "weight_norm", "update_norm", "update_ratio")
@@ -47,7 +50,7 @@ def _empty_metric() -> pd.DataFrame:
                                       else "float64") for c in _METRIC_COLS})
 
 
-def metric_over_time(run: Any, name: str, tl: Timeline | None = None) -> pd.DataFrame:
+def metric_over_time(run: Run, name: str, tl: Timeline | None = None) -> pd.DataFrame:
     """Rows of one canonical metric placed on the time axis of the files logging it (:func:`metric_timeline`).
 
     Columns ``source, sources, segment, phase, param, epoch, level, x, value``. ``level`` is ``"step"``
@@ -89,7 +92,7 @@ def metric_over_time(run: Any, name: str, tl: Timeline | None = None) -> pd.Data
     return out
 
 
-def metric_points(run: Any, name: str) -> tuple[pd.DataFrame, str]:
+def metric_points(run: Run, name: str) -> tuple[pd.DataFrame, str]:
     """One metric's rows on its time axis and that axis' label: :func:`metric_over_time` on the axis of
     the files logging it, or, where they logged only per-epoch values (no step, no batch), the values at
     their epoch (``x = epoch``, label ``"epoch"``, the per-epoch plots' placement). Same columns as
@@ -183,7 +186,7 @@ def val_train_ratio_table(epochs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def outputs_over_time(run: Any, phase: str | None = None) -> tuple[pd.DataFrame, str | None]:
+def outputs_over_time(run: Run, phase: str | None = None) -> tuple[pd.DataFrame, str | None]:
     """``run.outputs`` of one phase with a position ``x`` on the axis of the file(s) they come from
     (:func:`table_timeline`); ``phase=None`` takes train if logged, else all rows.
 
@@ -224,7 +227,7 @@ def param_order(params: pd.Series) -> list[str]:
     return [str(p) for p in pd.unique(params.dropna().astype(str))]
 
 
-def grads_over_time(run: Any) -> pd.DataFrame:
+def grads_over_time(run: Run) -> pd.DataFrame:
     """``run.grads`` with a position ``x`` on the axis of the file(s) they come from (:func:`table_timeline`),
     in the table's row order; rows without one are left out and counted in ``attrs["unplaced"]``."""
     g = run.grads
@@ -405,7 +408,7 @@ def name_prefix(raw_name: Any) -> str:
     return raw.split("/", 1)[0] + "/" if "/" in raw else ""
 
 
-def metric_panels(run: Any, prefix: str | None = None) -> pd.DataFrame:
+def metric_panels(run: Run, prefix: str | None = None) -> pd.DataFrame:
     """One row per panel of the "all metrics" small multiples: every logged scalar series of ``run``.
 
     A panel is one canonical name (``run.series``) with all its phases (train / val / test drawn in
@@ -481,6 +484,6 @@ def _natural(text: Any) -> tuple:
     return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(text)) if t)
 
 
-def metric_groups(run: Any) -> list[str]:
+def metric_groups(run: Run) -> list[str]:
     """The groups of :func:`metric_panels` (one figure each), in order; ``""`` is the names without a prefix."""
     return list(dict.fromkeys(metric_panels(run)["group"]))

@@ -1,7 +1,7 @@
 """Curves over time: loss, learning rate, train/val loss ratio."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,9 @@ from . import _data, _frames
 from .objective import has_objective, objective_curves
 from ._common import (PHASE_COLORS, RESTART_COLOR, THRESHOLD_COLOR, MissingDataError, check_run, draw_lines, fmt_num,
                       legend, mark_restarts, new_axes, note_unplaced, plain_log_axis)
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 _X_CHOICES = ("auto", "step", "epoch")
 
@@ -130,7 +133,8 @@ def _tidy_curve(data: Any, name: str, func: str, ax: Any, hue: str | None, logy:
     return ax
 
 
-def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, hue: str | None = None) -> Any:
+def loss_curves(run: Run | pd.DataFrame, ax: Any = None, x: str = "auto", logy: bool = False,
+                hue: str | None = None) -> Any:
     """Train / val / test loss over training time (``x="step"``) or per epoch (``x="epoch"``).
 
     Requires: a ``loss`` in ``run.scalars`` (``x="step"``) or ``<phase>_loss`` columns in
@@ -238,7 +242,7 @@ def loss_curves(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, h
     return ax
 
 
-def lr_curve(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, show_config: bool = True,
+def lr_curve(run: Run | pd.DataFrame, ax: Any = None, x: str = "auto", logy: bool = False, show_config: bool = True,
              hue: str | None = None) -> Any:
     """The learning rate over training time or epochs, one line per param group (and file).
 
@@ -324,7 +328,7 @@ def lr_curve(run: Any, ax: Any = None, x: str = "auto", logy: bool = False, show
     return ax
 
 
-def _accumulation(run: Any) -> tuple[float | None, str]:
+def _accumulation(run: Run) -> tuple[float | None, str]:
     v = run.config.get("gradient_accumulation_steps")
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v), "config"
@@ -336,7 +340,7 @@ def _accumulation(run: Any) -> tuple[float | None, str]:
     return None, ""
 
 
-def val_train_ratio(run: Any, ax: Any = None, accumulation: float | None = None) -> Any:
+def val_train_ratio(run: Run, ax: Any = None, accumulation: float | None = None) -> Any:
     """``train_loss / val_loss`` per epoch, with reference lines at 1 and at the accumulation factor.
 
     Requires: ``train_loss`` and ``val_loss`` in ``run.epochs``. ``accumulation`` defaults to

@@ -1,7 +1,7 @@
 """Per-parameter gradients and updates: gradient flow bars and layer-by-step heatmaps."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -10,6 +10,9 @@ from .. import timeaxis
 from . import _data, _frames
 from ._common import (DEAD_COLOR, MissingDataError, draw_heatmap, fmt_num, hue_colors, hue_levels, left_out_note,
                       new_axes, row_ticks, seaborn, shorten_names, tall, title_and_legend)
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 MAX_COLOR = "#9ecae1"
 MEAN_COLOR = "#1f5f99"
@@ -22,7 +25,7 @@ _VALUE_LABELS = {"grad_norm": "gradient norm", "weight_norm": "weight norm", "up
 MAX_ROWS = 40
 
 
-def _grads(run: Any, func: str, need_x: bool = True) -> Any:
+def _grads(run: Run | pd.DataFrame, func: str, need_x: bool = True) -> Any:
     """``run.grads`` placed (:func:`collapse_nb.plots.grads_over_time`), or a DataFrame given instead:
     ``run.grads`` (time columns; several runs concatenated with a ``run`` column) or ``grads_over_time``'s
     table (an ``x``)."""
@@ -47,23 +50,23 @@ def _logged_positions(g: Any) -> np.ndarray:
     return np.unique(g["x"].to_numpy(float))
 
 
-def _axis(run: Any) -> timeaxis.Timeline:
+def _axis(run: Run) -> timeaxis.Timeline:
     """The time axis of ``run.grads``: that of the file(s) the norms come from."""
     return timeaxis.table_timeline(run, run.grads)
 
 
-def _axis_label(run: Any, g: Any) -> str:
+def _axis_label(run: Run, g: Any) -> str:
     return _axis(run).label if _frames.is_run(run) else str(g.attrs.get("xlabel", "x"))
 
 
-def _axis_unit(run: Any, g: Any) -> str:
+def _axis_unit(run: Run, g: Any) -> str:
     if _frames.is_run(run):
         return _axis(run).unit
     label = str(g.attrs.get("xlabel", "step"))
     return label.split(" ")[0] if label.split(" ")[0] in ("step", "batch", "epoch") else "x ="
 
 
-def _from_file(run: Any, g: Any) -> str:
+def _from_file(run: Run, g: Any) -> str:
     """`` (file)`` when other files logged per-parameter norms too (``run.meta["table_sources"]``), else ``""``."""
     if not _frames.is_run(run) or "source" not in g.columns or "grads" not in run.meta.get("table_sources", {}):
         return ""
@@ -92,7 +95,7 @@ def _module_separators(ax: Any, params: Any) -> None:
             ax.axhline(i - 0.5, color="#999999", linewidth=0.6, zorder=0)
 
 
-def gradient_flow(run: Any, ax: Any = None, step: float | str | None = None, hue: str | None = None,
+def gradient_flow(run: Run | pd.DataFrame, ax: Any = None, step: float | str | None = None, hue: str | None = None,
                   max_rows: int = MAX_ROWS) -> Any:
     """Per-parameter gradient norm: max and mean over the logged steps (or the value at one step).
 
@@ -181,7 +184,7 @@ def gradient_flow(run: Any, ax: Any = None, step: float | str | None = None, hue
     return ax
 
 
-def _flow_by_hue(run: Any, g: Any, t: Any, at: float | None, hue: str, ax: Any, note: str, n_all: int) -> Any:
+def _flow_by_hue(run: Run, g: Any, t: Any, at: float | None, hue: str, ax: Any, note: str, n_all: int) -> Any:
     """Gradient flow compared across the values of ``hue``: per parameter row (those of ``t``), one thin
     bar per value: its mean gradient norm (or the value at ``at``); dead ones hatched red."""
     levels = hue_levels(g[hue])
@@ -246,7 +249,8 @@ def _cap_rows(mat: Any, bad: np.ndarray, max_rows: int, what: str) -> tuple[np.n
     return np.asarray(keep, dtype=int), note
 
 
-def gradient_heatmap(run: Any, ax: Any = None, value: str = "grad_norm", max_rows: int = MAX_HEATMAP_ROWS) -> Any:
+def gradient_heatmap(run: Run | pd.DataFrame, ax: Any = None, value: str = "grad_norm",
+                     max_rows: int = MAX_HEATMAP_ROWS) -> Any:
     """Parameter x logged step heatmap of a per-parameter norm on a log10 colour scale.
 
     ``value``: ``grad_norm`` (default), ``weight_norm``, ``update_norm`` or ``update_ratio``.
@@ -290,7 +294,7 @@ def gradient_heatmap(run: Any, ax: Any = None, value: str = "grad_norm", max_row
     return ax
 
 
-def _xlabel(run: Any, g: Any, note: str = "") -> str:
+def _xlabel(run: Run, g: Any, note: str = "") -> str:
     return f"{_axis_label(run, g)} (one column per logged step)" + (f"\n{_wrap(note)}" if note else "")
 
 
@@ -299,7 +303,8 @@ def _wrap(text: str, width: int = 100) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
-def update_ratio_heatmap(run: Any, ax: Any = None, reference: float = 1e-3, max_rows: int = MAX_HEATMAP_ROWS) -> Any:
+def update_ratio_heatmap(run: Run | pd.DataFrame, ax: Any = None, reference: float = 1e-3,
+                         max_rows: int = MAX_HEATMAP_ROWS) -> Any:
     """Parameter x logged step heatmap of ``update_norm / weight_norm`` (log10).
 
     The colour scale diverges at ``reference`` (white; 1e-3 is the usual rule of thumb for a
@@ -355,8 +360,8 @@ def update_ratio_heatmap(run: Any, ax: Any = None, reference: float = 1e-3, max_
 MAX_GROUPS = 30
 
 
-def grad_norm_distribution(run: Any, ax: Any = None, by: str = "module", kind: str = "box", hue: str | None = None,
-                           value: str = "grad_norm", max_groups: int = MAX_GROUPS) -> Any:
+def grad_norm_distribution(run: Run | pd.DataFrame, ax: Any = None, by: str = "module", kind: str = "box",
+                           hue: str | None = None, value: str = "grad_norm", max_groups: int = MAX_GROUPS) -> Any:
     """How a per-parameter norm is distributed over the logged steps, per module or per parameter.
 
     One row per module (``by="module"``: the parameter name up to its last ``.``, every step of every

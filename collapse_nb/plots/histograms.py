@@ -167,7 +167,7 @@ def _ridges(ax: Any, steps: np.ndarray, centres: np.ndarray, counts: np.ndarray)
     gap = 0.35                                          # each ridge sits this far above the next (peak = 1)
     cmap = mpl.colormaps["viridis"]
     k = len(pick)
-    for rank, (i, y) in enumerate(zip(pick, height)):
+    for rank, y in enumerate(height):
         base = (k - 1 - rank) * gap                      # the first step at the top (back), the last at the bottom
         color = cmap(0.15 + 0.7 * rank / max(k - 1, 1))
         ax.fill_between(centres, base, base + y, color=color, alpha=0.75, linewidth=0, zorder=rank)

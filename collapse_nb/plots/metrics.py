@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ import pandas as pd
 from ..timeaxis import where
 from . import _data, _frames
 from ._common import MissingDataError, draw_lines, fmt_num, new_axes, seaborn, shorten_name
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 #: Panels per figure (beyond it the rest of the group is named in the note and the caption).
 MAX_PANELS = 24
@@ -142,12 +145,12 @@ def _value_lines(runs: list[tuple[Any, Any]], values: pd.DataFrame) -> list[str]
     return lines
 
 
-def _frames_one_rank(run: Any) -> pd.DataFrame:
+def _frames_one_rank(run: Run) -> pd.DataFrame:
     from ..ranks import one_rank
     return one_rank(run.scalars)
 
 
-def plot_all_metrics(run: Any, prefix: str | None = None, ax: Any = None, hue: str | None = None,
+def plot_all_metrics(run: Run | pd.DataFrame, prefix: str | None = None, ax: Any = None, hue: str | None = None,
                      max_panels: int = MAX_PANELS, ncols: int = NCOLS, names: Any = None) -> np.ndarray:
     """Small multiples of every logged scalar series: one panel per series, its phases by colour.
 

@@ -8,7 +8,7 @@ per network. :func:`~collapse_nb.plots.loss_curves` falls back to it.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,10 +16,13 @@ from .. import series as _series
 from ..timeaxis import curve, step_is_global
 from ._common import PHASE_COLORS, MissingDataError, legend, new_axes
 
+if TYPE_CHECKING:
+    from ..run import Run
+
 NETWORK_COLORS = {"generator": "#1f77b4", "discriminator": "#d62728"}
 
 
-def has_objective(run: Any) -> bool:
+def has_objective(run: Run) -> bool:
     """The run has an objective other than a plain ``loss`` (components, or several networks)."""
     cat = run.series
     return bool(_series.networks(cat)) or run.objective("train").how in ("sum", "single")
@@ -40,7 +43,7 @@ def _label(obj) -> str:
     return f"{where}: {obj.names[0]}" if obj.names else where
 
 
-def _per_network(run: Any, nets: list[str]) -> list[tuple]:
+def _per_network(run: Run, nets: list[str]) -> list[tuple]:
     """Each network's loss terms, at the resolution its steps allow."""
     cat = run.series
     out = []
@@ -56,7 +59,7 @@ def _per_network(run: Any, nets: list[str]) -> list[tuple]:
     return out
 
 
-def objective_curves(run: Any, ax: Any = None, logy: bool = False) -> Any:
+def objective_curves(run: Run, ax: Any = None, logy: bool = False) -> Any:
     """The objective the checks read, per phase (and eval set), or each network's loss terms (the
     discriminator's on a second axis: its terms are often orders of magnitude smaller). Returns the axes."""
     cat = run.series

@@ -1,7 +1,7 @@
 """Model outputs: the spread of the predictions against the spread of the targets."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -10,6 +10,9 @@ from .. import timeaxis
 from . import _data, _frames
 from ._common import (THRESHOLD_COLOR, MissingDataError, draw_lines, fmt_num, mark_restarts, new_axes, note_unplaced,
                       split_axes)
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 PRED_COLOR = "#1f77b4"
 TARGET_COLOR = "#7f7f7f"
@@ -40,7 +43,7 @@ def _outputs_rows(data: Any, phase: str | None, func: str) -> tuple[Any, str | N
     return o, phase, label
 
 
-def output_std(run: Any, ax: Any = None, phase: str | None = None, threshold: float | None = None,
+def output_std(run: Run | pd.DataFrame, ax: Any = None, phase: str | None = None, threshold: float | None = None,
                ratio: bool = True, logy: bool = True, warning: float | None = None, hue: str | None = None,
                ratio_ax: Any = None) -> Any:
     """Prediction std vs target std over time and, in a panel below (shared x), their ratio against
@@ -75,7 +78,7 @@ def output_std(run: Any, ax: Any = None, phase: str | None = None, threshold: fl
     o, phase, xlabel = _outputs_rows(run, phase, "output_std")
     have = [c for c in ("pred_std", "target_std") if c in o.columns and o[c].notna().any()]
     if not have:
-        n = len(run.outputs) if _frames.is_run(run) else len(run)
+        n = len(run) if isinstance(run, pd.DataFrame) else len(run.outputs)
         raise MissingDataError("output_std needs pred_std and target_std in run.outputs (prediction / target "
                                f"mean and std logged per batch); run.outputs has {n} rows and no "
                                f"std values{f' for phase {phase!r}' if phase else ''}")

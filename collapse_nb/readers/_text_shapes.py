@@ -30,7 +30,7 @@ MAX_PLANS = 20_000
 _TB = b"Traceback (most recent call last):"
 _ACC = b"ccumulat"
 
-_PHASE_CODE = {"train": 0, "val": 1, "test": 2}
+_PHASE_CODE: dict[str | None, int] = {"train": 0, "val": 1, "test": 2}
 _ZERO = bytes.maketrans(b"0123456789", b"0000000000")
 _NUMCH = set("0123456789+-.,eE")
 
@@ -117,7 +117,7 @@ class Plan:
     phase: int
     values: list            # [(key atom, number atom)]
     context: list           # [(field index: 0 epoch 1 batch 2 step, number atom)]
-    timestamp: object       # None, or a string atom
+    timestamp: str | tuple[int, int] | None      # None, or a string atom
     text_values: list       # [(string atom, string atom)]
 
     def apply_one(self, line: str) -> g.Parsed:
@@ -180,7 +180,8 @@ def build_plan(rep: str) -> Plan | None:
             context.append((i, v))
     ts = None
     if p0.timestamp is not None:
-        ts = _str_atom([p.timestamp for p in parsed], lines)
+        stamps = [p.timestamp for p in parsed if p.timestamp is not None]
+        ts = _str_atom(stamps, lines) if len(stamps) == len(parsed) else None   # (a shape: all have one)
         if ts is None:
             return None
     tvs = []
@@ -341,7 +342,9 @@ def slow_lines(buf: bytes, a: np.ndarray, sl_line, sl_s, sl_e, sl_param, first_l
     pos, codes = pos[order], codes[order]
     cut = np.flatnonzero(np.diff(codes)) + 1
     for grp in np.split(pos, cut):
-        _apply(found[int(code[grp[0]])], buf, a, sl_line[grp], sl_s[grp], sl_param[grp], first_line, slow,
+        plan = found[int(code[grp[0]])]
+        assert plan is not None                   # templ: only lines whose shape has a plan
+        _apply(plan, buf, a, sl_line[grp], sl_s[grp], sl_param[grp], first_line, slow,
                numbers_fn)
 
 
@@ -412,6 +415,7 @@ def tokenize_numpy(buf: bytes, first_line: int, plans: Plans | None = None) -> f
     ch = fast.tokenize(buf, first_line, fast=True, by_shape=True)
     out = fast.Columns(subjects=list(ch.subjects))
     slow = fast.SlowOut(ch.keys)
+    assert ch.slow is not None                # by_shape=True: the lines off the fast path are returned
     idx, sl_s, sl_e, sl_param = ch.slow
     slow_lines(buf, np.frombuffer(buf, dtype=np.uint8), idx, sl_s, sl_e, sl_param, first_line, slow, plans=plans)
 

@@ -162,8 +162,7 @@ class CaptureLogReader(JsonlReader):
         records = self.parse_lines(path, skipped)
         return self.build(path, records, skipped)
 
-    def build(self, path: Path, records: list[tuple[int, dict]],  # type: ignore[override]
-              skipped: SkipLog) -> ReadResult:
+    def build(self, path: Path, records: list[tuple[int, dict]], skipped: SkipLog) -> ReadResult:
         rows = _Rows()
         notes: list[str] = []
         config: dict[str, Any] = {}
@@ -278,10 +277,12 @@ class CaptureLogReader(JsonlReader):
 def header_config(header: dict) -> dict[str, Any]:
     """The configuration a capture header states: optimizer settings, AMP, ``every`` and the user's metadata."""
     cfg: dict[str, Any] = {}
-    opt = header.get("optimizer") if isinstance(header.get("optimizer"), dict) else {}
+    raw_opt = header.get("optimizer")
+    opt: dict = raw_opt if isinstance(raw_opt, dict) else {}
     if opt.get("class"):
         cfg["optimizer"] = opt["class"]
-    groups = opt.get("param_groups") if isinstance(opt.get("param_groups"), list) else []
+    raw_groups = opt.get("param_groups")
+    groups: list = raw_groups if isinstance(raw_groups, list) else []
     g0 = groups[0] if groups and isinstance(groups[0], dict) else (opt.get("defaults") or {})
     lr = g0.get("initial_lr", g0.get("lr"))
     if lr is not None:

@@ -187,7 +187,8 @@ class JsonlReader(Reader):
     def build(self, path: Path, records: list[Record], skipped: SkipLog) -> ReadResult:
         """Records -> raw scalars, config and notes."""
         self.prepare(records)
-        rows, lists, config = RowBuilder(), ListNotes(), {}
+        rows, lists = RowBuilder(), ListNotes()
+        config: dict[str, Any] = {}
         for ln, rec in records:
             if self.is_config_record(rec) or not self.add_record(rows, lists, config, ln, rec):
                 for k, v in flatten(rec).items():  # a header / metadata line: configuration

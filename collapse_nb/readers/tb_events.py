@@ -298,13 +298,15 @@ def _scalar_frame(fast, fr: Framing, rows: _Rows, jit=None) -> pd.DataFrame:
     to_name = np.array([names.setdefault(t, len(names)) for t in fast.tags], dtype=np.int64)
     fast_codes = fast.tag if len(names) == len(fast.tags) else to_name[fast.tag]     # (tags decoded alike: merged)
     foreign = [names[t] for t, p in rows.plugins.items() if p not in ("scalars",) and t in names]
-    keep = ~(fast.bare_tensor & np.isin(fast_codes, foreign)) if foreign else slice(None)
+    keep: np.ndarray | slice = slice(None)
     if foreign:
-        dropped = int((~keep).sum())
+        kept = ~(fast.bare_tensor & np.isin(fast_codes, foreign))
+        keep = kept
+        dropped = int((~kept).sum())
         rows.unused["scalar tensors of other plugins"] += dropped
     gen_codes = np.array([names.setdefault(t, len(names)) for t in rows.tag], dtype=np.int64)
 
-    def cat(a: np.ndarray, b: list, dtype) -> np.ndarray:          # (no copy when there is nothing to add)
+    def cat(a: np.ndarray, b: list | np.ndarray, dtype) -> np.ndarray:          # (no copy when there is nothing to add)
         a = a[keep] if foreign else a
         return np.concatenate([a, np.asarray(b, dtype=dtype)]) if len(b) else a
 

@@ -46,7 +46,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -520,13 +520,15 @@ def _assemble_ranked(path: Path, acc: _Acc, ranked: dict[int, _Acc], labelled: l
                      engine: Engine) -> ReadResult:
     """A file whose lines carry rank prefixes: each rank's stream assembled on its own, then one result
     (:func:`._text_ranks.combine`); a stream without a number in it gives no rows."""
-    results, error = [], None
+    results = []
+    error: UnreadableFileError | None = None
     for rank, a in [(0, acc), *sorted(ranked.items())]:
         try:
             results.append((rank, _assemble(path, a, engine)))
         except UnreadableFileError as exc:       # no numeric values in this rank's lines
             error = error or exc
     if not results:
+        assert error is not None              # every stream failed, each with its error
         raise error
     lab = np.concatenate(labelled) if labelled else np.empty(0, np.int64)
     return _text_ranks.combine(results, lab)
@@ -621,9 +623,9 @@ def _assemble(path: Path, acc: _Acc, engine: Engine) -> ReadResult:
     # rows outside any epoch/batch/step context: the stretches before the first context
     no_ctx = spread(np.isnan(ep) & np.isnan(ba) & np.isnan(st), True)
     config, where = _config(acc, ctx_lines, df, no_ctx, param_names)
-    for key, (total, at) in counter_totals(path).items():      # "Epoch 3/10": the plan the counters state
-        if key not in config:
-            config[key], where[key] = total, at
+    for name, (total, at) in counter_totals(path).items():     # "Epoch 3/10": the plan the counters state
+        if name not in config:
+            config[name], where[name] = total, at
     if acc.nul is not None:
         notes.append(f"{acc.nul[1]:,} NUL byte(s) ignored (first at line {acc.nul[0]:,}): the padding a writer "
                      f"killed mid-write leaves; the text around them is read")
@@ -640,7 +642,7 @@ def _assemble(path: Path, acc: _Acc, engine: Engine) -> ReadResult:
     return res
 
 
-def _wall_times(ts: list[str | None]) -> np.ndarray:
+def _wall_times(ts: Sequence[str | None]) -> np.ndarray:
     """Seconds since 1970 of each timestamp (NaN: none, or not a date); each distinct text parsed once."""
     if not ts or all(t is None for t in ts):
         return np.full(len(ts), np.nan)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -52,7 +52,8 @@ FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 def records(data: bytes, skipped: SkipLog) -> Iterator[tuple[int, bytes]]:
     """``(offset, payload)`` of each whole record of a ``.wandb`` file's bytes."""
-    pos, parts, start, n = HEADER, [], 0, len(data)
+    pos, start, n = HEADER, 0, len(data)
+    parts: list[bytes] = []
     while pos + 7 <= n:
         room = BLOCK - pos % BLOCK
         if room < 7:                                   # the block's tail is padding
@@ -105,9 +106,11 @@ def _varint(b: bytes, i: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def fields(b: bytes) -> Iterator[tuple[int, int, object]]:
-    """``(field number, wire type, value)`` of one message: varints as int, length-delimited as bytes."""
+def fields(b: bytes) -> Iterator[tuple[int, int, Any]]:
+    """``(field number, wire type, value)`` of one message: varints as int, length-delimited as bytes (the wire
+    type says which, so the value is typed ``Any``)."""
     i, n = 0, len(b)
+    v: int | bytes
     while i < n:
         key, i = _varint(b, i)
         num, wt = key >> 3, key & 7

@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import pandas as pd
 
@@ -35,6 +35,9 @@ from .document import Document, build_document
 from .figures import RenderedFigure, render_figures
 from .html import render_html
 from .markdown import render_markdown
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 #: File name (without suffix) used when a directory is given.
 DEFAULT_STEM = "collapse_nb_report"
@@ -120,7 +123,7 @@ class Report:
                 fig_dir.mkdir(exist_ok=True)
                 for f in drawn:
                     p = fig_dir / f"{f.key}.png"
-                    p.write_bytes(base64.b64decode(f.png_base64))
+                    p.write_bytes(base64.b64decode(f.png_base64 or ""))       # (drawn: all have one)
                     written.append(p)
         self.timings["write"] = time.perf_counter() - t
         return written
@@ -178,7 +181,13 @@ def _version() -> str:
     return f"collapse_nb {v}".strip()
 
 
-def report(run: Any, path: str | os.PathLike | None = None, *, findings: list[Finding] | None = None,
+def _has_tables(obj: object) -> TypeGuard[Run]:
+    """A Run (anything with its tables: the package reads runs by their attributes), not a path to load."""
+    return hasattr(obj, "scalars")
+
+
+def report(run: Run | str | os.PathLike | list | tuple, path: str | os.PathLike | None = None, *,
+           findings: list[Finding] | None = None,
            format: str | None = None, plots: bool = True, comparison: Any = None, **thresholds: Any) -> Report:
     """The failure report of ``run`` (a :class:`~collapse_nb.Run`, or a path to load).
 
@@ -200,7 +209,7 @@ def report(run: Any, path: str | os.PathLike | None = None, *, findings: list[Fi
         resolve_targets(path, format)          # a bad path fails before the work, not after
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    if not hasattr(run, "scalars"):
+    if not _has_tables(run):
         if not isinstance(run, (str, os.PathLike, list, tuple)):
             raise TypeError(f"report() needs a collapse_nb Run or a path to load; got {type(run).__name__}")
         from ..loading import load

@@ -7,13 +7,16 @@ are folded into one line with their count and the first few places (:func:`fold_
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..checks import DEFAULT_CHECKS
 from ..checks._base import fmt
 from ..findings import CHECK_FAILED, NOT_CHECKED, Finding
 from .model import BulletList, Cell, Note, Paragraph, Subsection, Table, cell_text, cut
 from .sections import _sources, short_source
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 #: Lines-not-understood examples listed per file in the appendix.
 SKIPPED_ROWS = 20
@@ -41,7 +44,7 @@ def fold_notes(notes: list[str], examples: int = FOLD_EXAMPLES) -> list[str]:
 
 def checks_read(findings: list[Finding]) -> list[list[Cell]]:
     """One row per check that reported: ``check, ran, read, resolution, points`` (from its findings' details)."""
-    rows = []
+    rows: list[list[Cell]] = []
     for cls in DEFAULT_CHECKS:
         fs = [f for f in findings if f.check == cls.name]
         if not fs:
@@ -62,7 +65,7 @@ def checks_read(findings: list[Finding]) -> list[list[Cell]]:
     return rows
 
 
-def _shorten_note(run: Any, note: str) -> str:
+def _shorten_note(run: Run, note: str) -> str:
     """``/full/path/file.log: note`` -> ``file.log: note`` (the path relative to the run's folder)."""
     for src in sorted(_sources(run), key=len, reverse=True):
         if note.startswith(src + ":"):
@@ -70,7 +73,7 @@ def _shorten_note(run: Any, note: str) -> str:
     return note
 
 
-def appendix(run: Any, findings: list[Finding]) -> list[Any]:
+def appendix(run: Run, findings: list[Finding]) -> list[Any]:
     blocks: list[Any] = []
     files = run.meta.get("files", [])
     blocks.append(Subsection("Files", [Table(

@@ -20,7 +20,7 @@ thresholds).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
@@ -34,6 +34,9 @@ from .sections import (METRICS_PREFIX, actions_section, findings_overview, healt
                        short_source, split_figures, suspects)
 from .verdict import SYMPTOM_WORDS, _why, make_verdict, part_percents  # noqa: F401 (re-exported)
 
+if TYPE_CHECKING:
+    from ..run import Run
+
 
 __all__ = ["build_document", "SKIPPED_ROWS", "appendix", "checks_read", "fold_notes", "CELL_CHARS", "EVIDENCE_ROWS",
            "GROUP_ROWS", "Badge", "Block", "BulletList", "Cell", "Document", "FigureBlock", "GroupedTable", "KeyValues",
@@ -44,7 +47,7 @@ __all__ = ["build_document", "SKIPPED_ROWS", "appendix", "checks_read", "fold_no
            "make_verdict", "part_percents"]
 
 
-def build_document(run: Any, findings: list[Finding], causes: pd.DataFrame, figures: Iterable[Any] = (),
+def build_document(run: Run, findings: list[Finding], causes: pd.DataFrame, figures: Iterable[Any] = (),
                    generator: str = "", comparison: Any = None) -> Document:
     """The report of ``run`` as a :class:`Document` (see the module docstring for its sections).
 

@@ -21,9 +21,12 @@ import base64
 import io
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..findings import Finding
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 DPI = 100
 
@@ -79,31 +82,31 @@ def _warning_ratio(findings: list[Finding]) -> float:
     return _collapse_ratio(findings, "warning_ratio")
 
 
-def _n_params(run: Any) -> int:
+def _n_params(run: Run) -> int:
     g = run.grads
     return int(g["param"].nunique()) if len(g) and "param" in g else 1
 
 
-def _draw_output_std(run: Any, ax: Any, findings: list[Finding]) -> Any:
+def _draw_output_std(run: Run, ax: Any, findings: list[Finding]) -> Any:
     from .. import plots
     return plots.output_std(run, ax=ax, threshold=_critical_ratio(findings), warning=_warning_ratio(findings))
 
 
 def _draw(name: str) -> Callable[[Any, Any, list[Finding]], Any]:
-    def draw(run: Any, ax: Any, findings: list[Finding]) -> Any:
+    def draw(run: Run, ax: Any, findings: list[Finding]) -> Any:
         from .. import plots
         return getattr(plots, name)(run, ax=ax)
     return draw
 
 
-def _tall(run: Any) -> tuple[float, float]:
+def _tall(run: Run) -> tuple[float, float]:
     from ..plots._common import tall
     from ..plots.gradients import MAX_ROWS
     n = _n_params(run)
     return (9.0, tall(min(n, MAX_ROWS) + (2 if n > MAX_ROWS else 0), per_row=0.3))      # bounded: worst modules
 
 
-def _distribution_size(run: Any) -> tuple[float, float]:
+def _distribution_size(run: Run) -> tuple[float, float]:
     from ..plots._common import tall
     from ..plots.gradients import MAX_GROUPS
     g = run.grads
@@ -111,7 +114,7 @@ def _distribution_size(run: Any) -> tuple[float, float]:
     return (9.0, tall(min(n, MAX_GROUPS), per_row=0.32))
 
 
-def _checkpoint_size(run: Any) -> tuple[float, float]:
+def _checkpoint_size(run: Run) -> tuple[float, float]:
     from ..plots._common import tall
     from ..plots.checkpoints import MAX_ROWS
     p = run.params
@@ -160,7 +163,7 @@ PLOTS: tuple[PlotSpec, ...] = (
 )
 
 
-def _flow_left_out(run: Any) -> str:
+def _flow_left_out(run: Run) -> str:
     from ..plots.gradients import MAX_ROWS
     n = _n_params(run)
     return (f" With {n:,} parameters, the {MAX_ROWS} rows of the worst modules are shown (dead parameters first, "
@@ -182,11 +185,20 @@ def _slug(prefix: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", prefix).strip("_").lower() or "group"
 
 
-def metric_specs(run: Any) -> tuple[list[PlotSpec], str | None]:
+def _metrics_spec(key: str, title: str, group: str, rows: Any) -> PlotSpec:
+    """The figure of one name-prefix group (``rows``: its panels)."""
+    from ..plots import metrics
+    return PlotSpec(key, title,
+                    lambda run, ax, fs: metrics.plot_all_metrics(run, group, ax=ax),
+                    lambda run: metrics.metric_layout(run, group)["size"],
+                    lambda run, fs: _metrics_caption(run, group, rows))
+
+
+def metric_specs(run: Run) -> tuple[list[PlotSpec], str | None]:
     """One :class:`PlotSpec` per name-prefix group of the run's logged series (keys ``metrics_<prefix>``,
     ``metrics_no_prefix`` for the names without one), at most :data:`MAX_METRIC_FIGURES`, and the line
     naming the groups left out (``None`` when none are)."""
-    from ..plots import _data, metrics
+    from ..plots import _data
     panels = _data.metric_panels(run)
     groups = list(dict.fromkeys(panels["group"])) if len(panels) else []
     drawn = set(panels.loc[panels["name"].isin(DRAWN_ELSEWHERE), "group"]) if len(panels) else set()
@@ -199,11 +211,8 @@ def metric_specs(run: Any) -> tuple[list[PlotSpec], str | None]:
             slug += "_"
         seen.add(f"metrics_{slug}")
         rows = panels[panels["group"] == g]
-        specs.append(PlotSpec(
-            f"metrics_{slug}", f"All metrics: {g}" if g else "All metrics: other names",
-            lambda run, ax, fs, g=g: metrics.plot_all_metrics(run, g, ax=ax),
-            lambda run, g=g: metrics.metric_layout(run, g)["size"],
-            lambda run, fs, g=g, rows=rows: _metrics_caption(run, g, rows)))
+        specs.append(_metrics_spec(f"metrics_{slug}", f"All metrics: {g}" if g else "All metrics: other names",
+                                   g, rows))
     left = groups[MAX_METRIC_FIGURES:]
     line = None
     if left:
@@ -214,7 +223,7 @@ def metric_specs(run: Any) -> tuple[list[PlotSpec], str | None]:
     return specs, line
 
 
-def _metrics_caption(run: Any, group: str, rows: Any) -> str:
+def _metrics_caption(run: Run, group: str, rows: Any) -> str:
     from ..plots.metrics import MAX_PANELS
     curves, values = rows[rows["kind"] == "curve"], rows[rows["kind"] == "value"]
     what = f"whose name starts with '{group}'" if group else "without a prefix shared by others"
@@ -244,7 +253,7 @@ def png_base64(fig: Any, dpi: int = DPI) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def render_figure(spec: PlotSpec, run: Any, findings: list[Finding], dpi: int = DPI) -> RenderedFigure:
+def render_figure(spec: PlotSpec, run: Run, findings: list[Finding], dpi: int = DPI) -> RenderedFigure:
     """Draw one plot; a missing-data (or any) error becomes the figure's ``missing`` reason."""
     from ..plots import MissingDataError
 
@@ -263,7 +272,7 @@ def render_figure(spec: PlotSpec, run: Any, findings: list[Finding], dpi: int = 
     return out
 
 
-def render_figures(run: Any, findings: list[Finding], dpi: int = DPI,
+def render_figures(run: Run, findings: list[Finding], dpi: int = DPI,
                    plots: tuple[PlotSpec, ...] = PLOTS, metrics: bool = True) -> list[RenderedFigure]:
     """The report's plots for ``run`` (see the module docstring), in reading order.
 

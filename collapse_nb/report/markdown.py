@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from ..findings import TONE
-from .model import (Badge, BulletList, Document, FigureBlock, GroupedTable, KeyValues, Note, Paragraph, Section,
-                    Subsection, Table)
+from .model import (Badge, BulletList, Cell, Document, FigureBlock, GroupedTable, KeyValues, Note, Paragraph,
+                    Section, Subsection, Table)
 
 #: A marker per label: a finding's severity (critical, warning, info, ok, not checked, check failed) or a run's
 #: status (broken, suspicious, healthy, inconclusive, not assessed, not judged): the one vocabulary of
@@ -84,7 +84,8 @@ def grouped_table(t: GroupedTable) -> list[str]:
     if not t.columns:
         return []
     own = "module" not in t.columns             # the module as the first column, unless the table has one
-    rows = [([label.rsplit(" (", 1)[0]] if own else []) + row for label, rs in t.groups for row in rs]
+    rows: list[list[Cell]] = [[*([label.rsplit(" (", 1)[0]] if own else []), *row]
+                              for label, rs in t.groups for row in rs]
     group = [label for label, rs in t.groups for _ in rs]
     shown = rows[: t.top]
     more = len(rows) - len(shown)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
@@ -22,13 +22,16 @@ from .model import (Badge, BulletList, Cell, FigureBlock, KeyValues, Note, Parag
                     anchor, cell_text, evidence_table, status_of)
 from .verdict import SYMPTOM_WORDS, no_symptom_words, part_percents
 
+if TYPE_CHECKING:
+    from ..run import Run
+
 #: Figures whose key starts with this go to the section "All metrics", the others to "Plots".
 METRICS_PREFIX = "metrics_"
 
 
 # ----------------------------------------------------------------------------- run identification
 
-def _sources(run: Any) -> list[str]:
+def _sources(run: Run) -> list[str]:
     return [str(f["source"]) for f in run.meta.get("files", [])]
 
 
@@ -44,7 +47,7 @@ def _common_dir(paths: list[str]) -> Path | None:
     return common
 
 
-def run_name(run: Any) -> str:
+def run_name(run: Run) -> str:
     """The run's name: its folder when several files were read, else the file's name."""
     src = _sources(run)
     if len(src) == 1:
@@ -53,7 +56,7 @@ def run_name(run: Any) -> str:
     return d.name if d is not None and d.name else (Path(src[0]).name if src else "run")
 
 
-def short_source(run: Any, source: str) -> str:
+def short_source(run: Run, source: str) -> str:
     """A file name relative to the run's common folder (the full path when there is one file)."""
     src = _sources(run)
     d = _common_dir(src)
@@ -73,7 +76,7 @@ def _span(values: pd.Series) -> str:
     return fmt(lo) if lo == hi else f"{fmt(lo)}-{fmt(hi)}"
 
 
-def run_identification(run: Any, findings: list[Finding]) -> list[Any]:
+def run_identification(run: Run, findings: list[Finding]) -> list[Any]:
     s = run.scalars
     items: list[tuple[str, str]] = []
     files = run.meta.get("files", [])
@@ -265,7 +268,8 @@ def actions_section(findings: list[Finding], causes: pd.DataFrame) -> list[Any]:
     order += [f for f in findings if is_problem(f) and f not in order]
     order += [f for f in findings if f.severity == "info" and f not in order]
     seen: set[str] = set()
-    first, rest = [], []
+    first: list[tuple[str, Finding]] = []
+    rest: list[tuple[str, Finding]] = []
     for f in order:
         for a in f.actions:
             key = _norm_action(a)
@@ -300,8 +304,8 @@ def healthy_rows(findings: list[Finding]) -> list[dict[str, str]]:
     """One dict per measured quantity (every check with a ``quantity``, in the order they run):
     ``quantity, healthy, this_run, status, check``. The band and the figure come from the check itself."""
     by_check: dict[str, list[Finding]] = {}
-    for f in findings:
-        by_check.setdefault(f.check, []).append(f)
+    for one in findings:
+        by_check.setdefault(one.check, []).append(one)
     rows = []
     for cls in DEFAULT_CHECKS:
         if not cls.quantity:

@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,11 +18,14 @@ from ..ranks import one_rank
 from ..series import summary_rows
 from .ordering import add_where, main_segment, order, step_is_global, where
 
+if TYPE_CHECKING:
+    from ..run import Run
+
 
 LOSS_COLUMNS = ["segment", "epoch", "batch", "step", "value", "line", "source", "raw_name"]
 
 
-def loss_rows(run, phase: str, name: str = "loss", network: str | None = None,
+def loss_rows(run: Run, phase: str, name: str = "loss", network: str | None = None,
               eval_set: str | None = None) -> pd.DataFrame:
     """Rows of one metric for one phase (``train`` also takes rows with no phase), in time order.
 
@@ -52,11 +55,12 @@ def loss_rows(run, phase: str, name: str = "loss", network: str | None = None,
     return out
 
 
-def curve(run, phase: str, name: str = "loss", level: str = "auto", network: str | None = None,
+def curve(run: Run, phase: str, name: str = "loss", level: str = "auto", network: str | None = None,
           eval_set: str | None = None) -> pd.DataFrame:
     """:func:`_curve`, computed once per run and arguments (the checks ask for the same curves several times):
     a copy of the kept frame each call, and a new one when the run's ``scalars`` table is another object."""
-    memo = run.__dict__.get("_curves") if hasattr(run, "__dict__") else None
+    memo: tuple[Any, dict[tuple, pd.DataFrame]] | None = \
+        run.__dict__.get("_curves") if hasattr(run, "__dict__") else None
     scalars = getattr(run, "scalars", None)
     if memo is None or memo[0] is not scalars:
         memo = (scalars, {})
@@ -68,7 +72,7 @@ def curve(run, phase: str, name: str = "loss", level: str = "auto", network: str
     return memo[1][key].copy()
 
 
-def _curve(run, phase: str, name: str = "loss", level: str = "auto", network: str | None = None,
+def _curve(run: Run, phase: str, name: str = "loss", level: str = "auto", network: str | None = None,
            eval_set: str | None = None) -> pd.DataFrame:
     """One value per time point of a metric in the main segment: ``x, value, epoch, batch, step, where, level``.
 

@@ -23,10 +23,13 @@ import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 NEEDED_TIME = ("segment", "epoch", "batch", "step")
 
@@ -365,20 +368,20 @@ def timeline(rows: pd.DataFrame) -> Timeline:
     return _memo(rows, ("all",), lambda: _build_timeline(rows))
 
 
-def source_timeline(run: Any, sources: Iterable[str]) -> Timeline:
+def source_timeline(run: Run, sources: Iterable[str]) -> Timeline:
     """The time axis of the rows of some files of ``run`` (all their ``run.scalars`` rows count, so a
     file's batches per epoch come from everything it logged). Memoised per run."""
     wanted = tuple(sorted({str(s) for s in sources}))
     return _memo(run.scalars, ("sources", wanted), lambda: _build_timeline(run.scalars, wanted))
 
 
-def metric_timeline(run: Any, name: str) -> Timeline:
+def metric_timeline(run: Run, name: str) -> Timeline:
     """The time axis of one canonical metric: that of the files logging it (see :func:`metric_over_time`)."""
     s = run.scalars
     return source_timeline(run, sources_of(s[(s["name"] == name).to_numpy(dtype=bool)]).tolist())
 
 
-def table_timeline(run: Any, table: pd.DataFrame) -> Timeline:
+def table_timeline(run: Run, table: pd.DataFrame) -> Timeline:
     """The time axis of a table derived from ``run.scalars`` (``run.grads``, ``run.outputs``): that of
     the files its rows come from; a table whose files are not in ``run.scalars`` gets its own."""
     if "source" not in table.columns or table.empty:

@@ -171,7 +171,9 @@ class ThresholdExplorer:
 
     def _low_high(self) -> tuple[Any, Any]:
         """The (low, high) sliders of the linked pair."""
-        _other, where = partner(self.check, self.field)      # type: ignore[misc]
+        pair = partner(self.check, self.field)
+        assert pair is not None                               # (only a field of a linked pair has these sliders)
+        _other, where = pair
         return (self.slider, self.partner_slider) if where == "above" else (self.partner_slider, self.slider)
 
     def _keep_order(self, moved: str) -> None:
@@ -215,7 +217,7 @@ class ThresholdExplorer:
         """Run the check with the slider's value and show its findings (what the slider calls)."""
         value = self.slider.value
         values = self.values
-        self.findings = diagnose(self.run, checks=[self.check], **{f"{self.check}__{k}": v for k, v in values.items()})
+        self.findings = diagnose(self.run, checks=[self.check], thresholds={self.check: dict(values)})
         self.runs += 1
         self.panel.update(self.findings)
         verdicts = ", ".join(f"{f.severity} {f.code}" for f in self.findings)

@@ -71,6 +71,7 @@ def intended_config(setup: Setup, seed: int) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- builders
 def healthy(arch: str = "mlp", epochs: int | None = None, lr: float = 3e-3) -> Setup:
     """A model that learns: MLP regression, MLP classifier, small CNN or tiny transformer."""
+    model: nn.Module
     if arch == "mlp":
         data, model, e = D.nonlinear(1024, 256), MLP(8, [64, 64]), 10
     elif arch == "classifier":
@@ -158,6 +159,7 @@ def leakage(n_train: int = 64, epochs: int = 25, dropout: float = 0.3, width: in
     The loss on really held-out rows, logged as the test loss, turns up meanwhile (a 64-row train set).
     """
     data = D.leak(D.nonlinear(n_train, 256, noise=0.5), n_val=n_train)
+    assert data.x_test is not None        # leak() keeps the real validation rows as the test set
     model = MLP(8, [width, width], dropout=dropout)
     spec = Spec(epochs=epochs, batch_size=batch_size, lr=3e-3, every=4, block_every=20, title="LEAKY VALIDATION MLP")
     return Setup(model, data, spec, {"fault": "validation rows copied from the training rows",

@@ -147,7 +147,8 @@ def train(model: nn.Module, data: Data, spec: Spec, out_dir: str | Path, config:
                     g["lr"] = spec.lr_at(epoch, warm)
             model.train()
             perm = torch.randperm(data.n_train, generator=order_gen) if spec.shuffle else None
-            reported, step_loss, extra_sum = 0.0, 0.0, {}
+            reported, step_loss = 0.0, 0.0
+            extra_sum: dict[str, float] = {}
             for b in range(nb):
                 idx = slice(b * n, (b + 1) * n) if perm is None else perm[b * n:(b + 1) * n]
                 xb, yb = data.x_train[idx], data.y_train[idx]
@@ -172,7 +173,8 @@ def train(model: nn.Module, data: Data, spec: Spec, out_dir: str | Path, config:
                     step_loss = 0.0
                 if b % spec.log_every == 0:
                     stats = None if lossf.classify else ((pred.mean().item(), _std(pred)), (yb.mean().item(), _std(yb)))
-                    log.batch(epoch, b, nb, raw_v, accum, *(stats or (None, None)), extra=extra)
+                    pred_stats, target_stats = stats or (None, None)
+                    log.batch(epoch, b, nb, raw_v, accum, pred_stats, target_stats, extra=extra)
             opt.zero_grad()                       # micro-batches left over after the last full step are dropped
             row = _end_epoch(model, data, lossf, opt, rec, log, tb, epoch, step, reported / steps_per_epoch,
                              {k: v / nb for k, v in extra_sum.items()})

@@ -28,7 +28,8 @@ def test_severity_toggles_filter_what_is_shown(small_run):
     panel.severity_buttons["ok"].value = False
     panel.severity_buttons["info"].value = False
     assert panel.shown == ["variance_collapse", "dead_parameters"]      # the problems, most severe first
-    assert panel.shown == [f.code for f in by_severity(cnb.diagnose(small_run)) if f.severity in ("critical", "warning")]
+    problems = [f.code for f in by_severity(cnb.diagnose(small_run)) if f.severity in ("critical", "warning")]
+    assert panel.shown == problems
     assert "data-code='loss_finite'" not in panel.html.value
     panel.severity_buttons["critical"].value = False
     assert panel.shown == ["dead_parameters"]

@@ -72,6 +72,9 @@ def histogram_grid(run: Any, tag: str | None = None, bins: int = 60) -> tuple[np
     steps = np.unique(h["step"].to_numpy(np.int64))
     left, right, count = (h[c].to_numpy(float) for c in ("bucket_left", "bucket_right", "count"))
     full = count > 0
+    constant = constant_value(run, tag)
+    if constant is not None:                         # one value throughout: a narrow spike on a grid around it
+        left = right = np.full(len(h), constant)
     lo = float(np.min(left[full])) if full.any() else 0.0
     hi = float(np.max(right[full])) if full.any() else 0.0
     if not hi > lo:
@@ -135,13 +138,20 @@ def plot_histograms(run: Any, tag: str | None = None, kind: str = "ridge", ax: A
         ax.set_ylabel("value")
         ax.set_title(f"{tag}: distribution over {len(steps)} steps", loc="left", fontsize=10)
     if constant is not None and total.sum() > 0:
-        ax.text(0.5, 0.92, f"every value is {fmt_num(constant)} at every step", transform=ax.transAxes, ha="center",
+        ax.text(0.98, 0.92, f"every value is {fmt_num(constant)} at every step", transform=ax.transAxes, ha="right",
                 color=DEAD_COLOR, fontsize=9, fontweight="bold")
     return ax
 
 
 def constant_value(run: Any, tag: str) -> float | None:
-    """The one value every histogram of ``tag`` holds (a dead gradient: 0), or ``None`` when they vary."""
+    """The one value every histogram of ``tag`` holds (a dead gradient: 0), or ``None`` when they vary: from the
+    histograms' own ``min`` and ``max`` (``run.histogram_stats``) when logged, else from the bucket edges."""
+    st = run.histogram_stats
+    if len(st) and {"tag", "min", "max"} <= set(st.columns):
+        mine = st[st["tag"].astype(str) == tag]
+        if len(mine):
+            lo, hi = mine["min"].to_numpy(float), mine["max"].to_numpy(float)
+            return float(lo[0]) if np.all(lo == hi) and np.all(lo == lo[0]) else None
     h = run.histograms
     h = h[(h["tag"].astype(str) == tag) & (h["count"].to_numpy(float) > 0)]
     vals = np.unique(np.concatenate([h["bucket_left"].to_numpy(float), h["bucket_right"].to_numpy(float)]))

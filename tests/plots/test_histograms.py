@@ -113,3 +113,15 @@ def test_without_histograms_and_bad_arguments(tmp_path, hist_run):
         plot_histograms(cnb.load(tmp_path))
     with pytest.raises(ValueError, match="kind must be one of 'ridge', 'heatmap'"):
         plot_histograms(hist_run, kind="violin")
+
+
+def test_a_dead_gradient_is_one_spike_on_the_example():
+    import collapse_nb as cnb
+    from collapse_nb.example import default_example_dir
+    from collapse_nb.plots.histograms import constant_value, histogram_grid
+    run = cnb.load(default_example_dir())
+    tag = "gradients/attn.query_projection.weight"                   # a dead parameter of the example
+    assert constant_value(run, tag) == 0.0                            # from the histograms' own min and max
+    steps, edges, counts = histogram_grid(run, tag)
+    assert edges[0] == -0.5 and edges[-1] == 0.5
+    assert ((counts > 0).sum(axis=1) == 1).all()                      # every step: all of it in one bin

@@ -122,12 +122,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         run = _load(args, progress)
         t_load = time.perf_counter() - t0
         progress.stage("diagnosing")
+        t0 = time.perf_counter()
         try:
             findings = diagnose(run, **th)
         except (ValueError, TypeError) as exc:
             if isinstance(exc, errors.CollapseNBError):
                 raise
             return threshold_error(exc)
+        t_diagnose = time.perf_counter() - t0
         try:
             comparison = None
             if not args.no_compare:
@@ -158,7 +160,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     for f in missing:
         print(f"  not drawn: {f.title} ({f.missing})")
     tm = rep.timings
-    print(f"({t_load:.1f} s load, {tm.get('diagnose', 0):.1f} s diagnose, {tm.get('plots', 0):.1f} s plots, "
+    t_diagnose += tm.get("diagnose", 0)
+    print(f"({t_load:.1f} s load, {t_diagnose:.1f} s diagnose, {tm.get('plots', 0):.1f} s plots, "
           f"{tm.get('write', 0):.1f} s writing)")
     return _failed(findings, args.fail_on)
 

@@ -40,6 +40,22 @@ def check_input(obj: Any, func: str) -> None:
                         f"{type(obj).__name__}")
 
 
+def several_runs(df: pd.DataFrame) -> bool:
+    """Whether ``df`` holds the rows of several runs (a ``run`` column with more than one value)."""
+    return RUN_COLUMN in df.columns and df[RUN_COLUMN].nunique(dropna=False) > 1
+
+
+def resolve_hue(df: pd.DataFrame, hue: str | None, func: str, what: str, default: str | None = None) -> str | None:
+    """The column to colour by: ``hue`` as given, else ``run`` when ``df`` holds several runs, else ``default``;
+    a ``hue`` that is not a column of ``df`` is a ``ValueError`` naming ``func`` and what ``df`` is."""
+    if hue is None:
+        hue = RUN_COLUMN if several_runs(df) else default
+    if hue is not None and hue not in df.columns:
+        raise ValueError(f"{func}(): hue={hue!r} is not a column of {what} (they have: "
+                         f"{', '.join(map(str, df.columns))})")
+    return hue
+
+
 def require_columns(df: pd.DataFrame, cols: tuple[str, ...], func: str, what: str) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:

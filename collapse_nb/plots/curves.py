@@ -104,12 +104,8 @@ def _tidy_curve(data: Any, name: str, func: str, ax: Any, hue: str | None, logy:
     (default: ``run`` for several runs, else ``phase`` for the loss, ``param`` for the lr), a second
     grouping (phase, or the per-step vs per-epoch level) as the line style."""
     d, xlabel = metric_rows(data, name, func)
-    several = _frames.RUN_COLUMN in d.columns and d[_frames.RUN_COLUMN].nunique(dropna=False) > 1
-    if hue is None:
-        hue = _frames.RUN_COLUMN if several else ("param" if name == "lr" else "phase")
-    if hue not in d.columns:
-        raise ValueError(f"{func}(): hue={hue!r} is not a column of the rows drawn (they have: "
-                         f"{', '.join(map(str, d.columns))})")
+    several = _frames.several_runs(d)
+    hue = _frames.resolve_hue(d, hue, func, "the rows drawn", default="param" if name == "lr" else "phase")
     style = None
     for cand in ("phase", "param", "level"):
         if cand != hue and cand in d.columns and d[cand].astype(object).nunique(dropna=False) > 1:

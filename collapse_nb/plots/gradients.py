@@ -121,12 +121,7 @@ def gradient_flow(run: Run | pd.DataFrame, ax: Any = None, step: float | str | N
     :class:`MissingDataError` without data, ``ValueError`` for a step that was not logged.
     """
     g = _grads(run, "gradient_flow")
-    several = _frames.RUN_COLUMN in g.columns and g[_frames.RUN_COLUMN].nunique(dropna=False) > 1
-    if hue is None and several:
-        hue = _frames.RUN_COLUMN
-    if hue is not None and hue not in g.columns:
-        raise ValueError(f"gradient_flow(): hue={hue!r} is not a column of the per-parameter table (it has: "
-                         f"{', '.join(map(str, g.columns))})")
+    hue = _frames.resolve_hue(g, hue, "gradient_flow", "the per-parameter table")
     at = None
     if step is not None:
         logged = _logged_positions(g)
@@ -393,11 +388,7 @@ def grad_norm_distribution(run: Run | pd.DataFrame, ax: Any = None, by: str = "m
     else:
         raise MissingDataError(f"grad_norm_distribution(value={value!r}) needs {value} values in run.grads; "
                                "there are none")
-    several = _frames.RUN_COLUMN in g.columns and g[_frames.RUN_COLUMN].nunique(dropna=False) > 1
-    if hue is None and several:
-        hue = _frames.RUN_COLUMN
-    if hue is not None and hue not in g.columns:
-        raise ValueError(f"grad_norm_distribution(): hue={hue!r} is not a column of the per-parameter table")
+    hue = _frames.resolve_hue(g, hue, "grad_norm_distribution", "the per-parameter table")
     params = g["param"].astype(object).to_numpy()
     d = pd.DataFrame({"param": params, "value": vals})
     if hue is not None:

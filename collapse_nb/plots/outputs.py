@@ -82,12 +82,8 @@ def output_std(run: Run | pd.DataFrame, ax: Any = None, phase: str | None = None
         raise MissingDataError("output_std needs pred_std and target_std in run.outputs (prediction / target "
                                f"mean and std logged per batch); run.outputs has {n} rows and no "
                                f"std values{f' for phase {phase!r}' if phase else ''}")
-    several = _frames.RUN_COLUMN in o.columns and o[_frames.RUN_COLUMN].nunique(dropna=False) > 1
-    if hue is None and several:
-        hue = _frames.RUN_COLUMN
-    if hue is not None and hue not in o.columns:
-        raise ValueError(f"output_std(): hue={hue!r} is not a column of the outputs (they have: "
-                         f"{', '.join(map(str, o.columns))})")
+    several = _frames.several_runs(o)
+    hue = _frames.resolve_hue(o, hue, "output_std", "the outputs")
     ax = new_axes(ax, (9, 6.0 if ratio else 4.5))
     bottom = None
     if ratio and len(have) == 2:
